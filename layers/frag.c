@@ -1,0 +1,235 @@
+/* frag.c - fragmentation and reassembly of messages larger than one
+   datagram.
+
+   Header (8 bytes, every cast and send):
+     kind  u8   WHOLE (not fragmented), FIRST, MID, LAST
+     total u32  FIRST: bytes of the whole message; others: 0
+
+   Provides: messages up to max_msg (default 4 MiB) bytes.
+   Requires: reliable FIFO casts and sends below: fragments of one origin
+             arrive in order and none is lost, so one reassembly slot per
+             (origin, cast|send) suffices.  Clears "casts in mnak units":
+             layers above count whole messages.
+
+   Cutting never copies: fragments are sub-lists of the message.  The
+   endpoint copies application data into buffers of payload_max - 64 bytes,
+   so each fragment is exactly one buffer and the headers below land in
+   its headroom.  If event records run short mid-message the whole message
+   is parked and cut later, never half sent. */
+#include "vsx/layer.h"
+#include "evq.h"
+#include <arpa/inet.h>
+#include <string.h>
+
+enum { KIND_WHOLE = 1, KIND_FIRST = 2, KIND_MID = 3, KIND_LAST = 4 };
+
+typedef struct frag_hdr { uint8_t kind, rsvd[3]; uint32_t total; } __attribute__((packed)) frag_hdr_t;
+_Static_assert(sizeof(frag_hdr_t) == 8, "frag header is 8 bytes");
+
+enum { ST_WHOLE, ST_FRAGMENTED, ST_FRAGMENTS, ST_REASSEMBLED, ST_PARKED, ST_MALFORMED, ST_TOO_BIG, ST_NO_MEMORY, ST_CNT };
+static const char *const stat_names[ST_CNT] = {
+  "whole", "fragmented", "fragments", "reassembled", "parked", "malformed", "too_big", "no_memory" };
+
+#define FRAG_MAX_PER_MSG 8192
+
+typedef struct reasm {
+  vsx_iovl_t acc;   /* fragments so far                           */
+  uint32_t total;   /* expected bytes, 0 = no message in progress */
+  uint8_t bad;      /* drop fragments until the next FIRST        */
+} reasm_t;
+
+typedef struct frag {
+  uint32_t max_msg;
+  uint32_t frag_sz;                /* payload bytes per fragment     */
+  vsx_evq_t parked;                /* messages waiting for records   */
+  reasm_t in[VSX_MEMBERS_MAX][2];  /* [origin][0 cast, 1 send]       */
+  size_t ends[FRAG_MAX_PER_MSG];   /* scratch for send_fragments     */
+  vsx_event_t *parts[FRAG_MAX_PER_MSG];
+} frag_t;
+
+static int frag_init(vsx_layer_ctx_t *ctx) {
+  frag_t *s = ctx->state;
+  s->max_msg = (uint32_t)vsx_param_u64(ctx, "max_msg", 4u << 20);
+  s->frag_sz = ctx->payload_max - (uint32_t)sizeof(frag_hdr_t);
+  if (s->max_msg < (1u << 20)) return vsx_fail(VSX_ERR_INVAL, "frag: max_msg=%u is below 1 MiB", s->max_msg);
+  if (ctx->payload_max < 256) return vsx_fail(VSX_ERR_INVAL, "frag: payload_max=%u too small", ctx->payload_max);
+  return VSX_OK;
+}
+
+static void frag_fini(vsx_layer_ctx_t *ctx) {
+  frag_t *s = ctx->state;
+  vsx_evq_free_all(ctx, &s->parked);
+  for (uint32_t r = 0; r < VSX_MEMBERS_MAX; r++)
+    for (int k = 0; k < 2; k++) vsx_iovl_free(&s->in[r][k].acc);
+}
+
+static void frag_dump(vsx_layer_ctx_t *ctx, FILE *out) {
+  frag_t *s = ctx->state;
+  fprintf(out, "    fragment %u bytes, max message %u, parked %u\n", s->frag_sz, s->max_msg, s->parked.cnt);
+}
+
+static int put_hdr(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint8_t kind, uint32_t total) {
+  void *at = vsx_hdr_push(ctx, ev, sizeof(frag_hdr_t));
+  if (!at) return VSX_ERR_AGAIN;
+  frag_hdr_t h = { .kind = kind, .total = htonl(total) };
+  memcpy(at, &h, sizeof h);
+  return VSX_OK;
+}
+
+/* cut_points fills ends[] with the end offset of each fragment: whole
+   pieces are packed up to frag_sz, a piece is split only if it alone is
+   larger.  Returns the fragment count, or 0 if there would be too many. */
+static uint32_t cut_points(const frag_t *s, const vsx_iovl_t *l, size_t *ends, uint32_t max) {
+  uint32_t n = 0;
+  size_t at = 0, start = 0;
+  for (uint32_t i = 0; i < l->cnt; i++) {
+    size_t len = vsx_iovl_at_c(l, i)->len;
+    if (at + len - start > s->frag_sz && at > start) { /* close before this piece */
+      if (n == max) return 0;
+      ends[n++] = at;
+      start = at;
+    }
+    while (at + len - start > s->frag_sz) { /* the piece alone is too big */
+      if (n == max) return 0;
+      ends[n++] = start + s->frag_sz;
+      start += s->frag_sz;
+    }
+    at += len;
+  }
+  if (at > start) {
+    if (n == max) return 0;
+    ends[n++] = at;
+  }
+  return n;
+}
+
+/* send_fragments cuts ev into fragments and passes them down.  Returns 0
+   (ev untouched) when event records or list space run short. */
+static int send_fragments(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  size_t *ends = s->ends;
+  vsx_event_t **parts = s->parts;
+  size_t total = vsx_iovl_len(&ev->iovl);
+  uint32_t n = cut_points(s, &ev->iovl, ends, FRAG_MAX_PER_MSG);
+  VSX_ASSERT(n >= 2);
+  uint32_t made = 0;
+  int failed = 0;
+  for (; made < n && !failed; made++) {
+    size_t start = made ? ends[made - 1] : 0;
+    vsx_event_t *p = vsx_ev_alloc(ctx, ev->type);
+    if (!p) break;
+    parts[made] = p;
+    p->peer = ev->peer;
+    p->flags = ev->flags;
+    p->svc = ev->svc;
+    failed = vsx_iovl_sub(&p->iovl, &ev->iovl, start, ends[made] - start) ||
+             put_hdr(ctx, p, made == 0 ? KIND_FIRST : made + 1 == n ? KIND_LAST : KIND_MID, made ? 0 : (uint32_t)total);
+  }
+  if (made < n || failed) {
+    for (uint32_t i = 0; i < made; i++) vsx_ev_free(ctx, parts[i]);
+    ctx->stats[ST_NO_MEMORY]++;
+    return 0;
+  }
+  for (uint32_t i = 0; i < n; i++) vsx_pass_dn(ctx, parts[i]);
+  ctx->stats[ST_FRAGMENTED]++;
+  ctx->stats[ST_FRAGMENTS] += n;
+  vsx_ev_free(ctx, ev);
+  return 1;
+}
+
+static void drain_parked(vsx_layer_ctx_t *ctx) {
+  frag_t *s = ctx->state;
+  vsx_event_t *ev;
+  while ((ev = vsx_evq_pop(&s->parked))) {
+    if (!send_fragments(ctx, ev)) { vsx_evq_unpop(&s->parked, ev); break; }
+  }
+  vsx_flow_block(ctx, s->parked.cnt > 0);
+  if (s->parked.cnt) vsx_timer_soon(ctx, vsx_now(ctx) + 1000000ull);
+}
+
+/* DN CAST/SEND: small messages get a WHOLE header; large ones are cut. */
+static void frag_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  size_t len = vsx_iovl_len(&ev->iovl);
+  if (len > s->max_msg || ((ev->flags & VSX_EVF_UNREL) && len > s->frag_sz)) {
+    ctx->stats[ST_TOO_BIG]++; /* the endpoint refuses these before they get here */
+    vsx_ev_free(ctx, ev);
+    return;
+  }
+  if (len <= s->frag_sz) {
+    if (put_hdr(ctx, ev, KIND_WHOLE, 0)) { ctx->stats[ST_NO_MEMORY]++; vsx_ev_free(ctx, ev); return; }
+    ctx->stats[ST_WHOLE]++;
+    vsx_pass_dn(ctx, ev);
+    return;
+  }
+  if (s->parked.cnt || !send_fragments(ctx, ev)) {
+    ctx->stats[ST_PARKED]++;
+    vsx_evq_push(&s->parked, ev);
+    drain_parked(ctx);
+  }
+}
+
+/* UP CAST/SEND: pass whole messages, collect fragments, pass the message
+   when its LAST fragment completes the announced length. */
+static void frag_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  frag_hdr_t h;
+  uint32_t r = (uint32_t)ev->peer;
+  if (vsx_hdr_pop(ev, &h, sizeof h) || r >= ctx->member_cnt) goto malformed;
+  reasm_t *ra = &s->in[r][ev->type == VSX_EV_SEND];
+  switch (h.kind) {
+  case KIND_WHOLE: /* WHOLE: pass; a half-built message before it is broken */
+    if (ra->total) goto broken;
+    vsx_pass_up(ctx, ev);
+    return;
+  case KIND_FIRST: /* FIRST: start collecting */
+    if (ra->total) goto broken;
+    ra->bad = 0;
+    ra->total = ntohl(h.total);
+    if (ra->total > s->max_msg || ra->total <= s->frag_sz) { ra->total = 0; ra->bad = 1; goto malformed; }
+    if (vsx_iovl_concat_take(&ra->acc, &ev->iovl)) goto no_memory;
+    vsx_ev_free(ctx, ev);
+    return;
+  case KIND_MID:  /* MID: collect */
+  case KIND_LAST: /* LAST: collect and deliver */
+    if (ra->bad) { vsx_ev_free(ctx, ev); return; }
+    if (!ra->total) goto malformed;
+    if (vsx_iovl_concat_take(&ra->acc, &ev->iovl)) goto no_memory;
+    if (vsx_iovl_len(&ra->acc) > ra->total) goto broken;
+    if (h.kind == KIND_MID) { vsx_ev_free(ctx, ev); return; }
+    if (vsx_iovl_len(&ra->acc) != ra->total) goto broken;
+    ev->iovl = ra->acc; /* ev's own list was emptied by concat */
+    vsx_iovl_init(&ra->acc);
+    ra->total = 0;
+    ctx->stats[ST_REASSEMBLED]++;
+    vsx_pass_up(ctx, ev);
+    return;
+  }
+malformed:
+  ctx->stats[ST_MALFORMED]++;
+  vsx_ev_free(ctx, ev);
+  return;
+no_memory:
+  ctx->stats[ST_NO_MEMORY]++;
+broken:
+  /* Reliable FIFO below makes this impossible for well-formed peers; a
+     broken stream is dropped whole until its next FIRST. */
+  ctx->stats[ST_MALFORMED]++;
+  vsx_iovl_free(&ra->acc);
+  ra->total = 0;
+  ra->bad = 1;
+  vsx_ev_free(ctx, ev);
+}
+
+static void frag_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
+  (void)now;
+  drain_parked(ctx);
+}
+
+const vsx_layer_ops_t vsx_layer_frag = {
+  .name = "frag", .purpose = "fragmentation and reassembly of large messages",
+  .state_sz = sizeof(frag_t), .provides = VSX_CAP_LARGE_MSG, .clears = VSX_CAP_CAST_UNITS,
+  .needs_below = VSX_CAP_RELIABLE_CAST | VSX_CAP_RELIABLE_SEND,
+  .stat_names = stat_names, .stat_cnt = ST_CNT,
+  .init = frag_init, .fini = frag_fini, .up = frag_up, .dn = frag_dn, .timer = frag_timer, .dump = frag_dump,
+};
