@@ -16,6 +16,7 @@ struct vsx_stack {
   uint32_t layer_cnt;
   int running;              /* re-entrancy guard: inject only queues    */
   int flow_blocked;         /* last value told to the owner            */
+  uint64_t dispatched;      /* events handed to a handler or sink      */
   vsx_event_t *q_head, *q_tail;
   char spec[PARAMS_MAX];
   char params[PARAMS_MAX];
@@ -251,6 +252,7 @@ static void run(vsx_stack_t *s) {
     s->q_head = ev->next;
     if (!s->q_head) s->q_tail = NULL;
     dispatch(s, ev);
+    s->dispatched++;
   }
   s->running = 0;
   notify_flow(s);
@@ -386,6 +388,8 @@ double vsx_param_f64(vsx_layer_ctx_t *c, const char *key, double dflt) {
 /* ---- introspection --------------------------------------------------------------- */
 
 uint32_t vsx_stack_layer_cnt(const vsx_stack_t *s) { return s->layer_cnt; }
+
+uint64_t vsx_stack_dispatched(const vsx_stack_t *s) { return s->dispatched; }
 
 uint32_t vsx_stack_caps(const vsx_stack_t *s) {
   uint32_t caps = 0;

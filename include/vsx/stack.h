@@ -61,6 +61,9 @@ void     vsx_stack_alarms(vsx_stack_t *stack);
 
 int      vsx_stack_flow_blocked(const vsx_stack_t *stack);
 uint32_t vsx_stack_layer_cnt(const vsx_stack_t *stack);
+/* vsx_stack_dispatched: events handed to a handler or a sink so far
+   (each hop of an event through a layer counts once). */
+uint64_t vsx_stack_dispatched(const vsx_stack_t *stack);
 /* vsx_stack_caps: the OR of what the stack's layers provide (VSX_CAP_*). */
 uint32_t vsx_stack_caps(const vsx_stack_t *stack);
 vsx_layer_ctx_t *vsx_stack_layer(vsx_stack_t *stack, uint32_t idx);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# run-tests.sh - build vsx twice (release, and Debug with ASan+UBSan) and
+# run every test in both.  Works on a fresh Debian 12 machine: it installs
+# what is missing first (as root).  Build trees go to ./build and
+# ./build-asan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash cmake/bootstrap.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+bash cmake/bootstrap.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DVSX_SANITIZE=ON
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "== tests: release build"
+(cd build && ctest --output-on-failure --timeout 900)
+echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer build"
+(cd build-asan && ctest --output-on-failure --timeout 900)
