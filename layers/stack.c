@@ -26,12 +26,12 @@ struct vsx_stack {
 /* ---- registry ------------------------------------------------------------ */
 
 extern const vsx_layer_ops_t vsx_layer_top, vsx_layer_chk_fifo, vsx_layer_frag, vsx_layer_stable,
-    vsx_layer_pt2pt, vsx_layer_mnak, vsx_layer_drop, vsx_layer_bottom;
+    vsx_layer_pt2pt, vsx_layer_mnak, vsx_layer_drop, vsx_layer_bottom, vsx_layer_bundle;
 
 #define REGISTRY_MAX 64
 static const vsx_layer_ops_t *registry[REGISTRY_MAX] = {
   &vsx_layer_top, &vsx_layer_chk_fifo, &vsx_layer_frag, &vsx_layer_stable,
-  &vsx_layer_pt2pt, &vsx_layer_mnak, &vsx_layer_drop, &vsx_layer_bottom,
+  &vsx_layer_pt2pt, &vsx_layer_mnak, &vsx_layer_drop, &vsx_layer_bottom, &vsx_layer_bundle,
 };
 
 int vsx_layer_register(const vsx_layer_ops_t *ops) {
@@ -244,16 +244,30 @@ static void notify_flow(vsx_stack_t *s) {
   if (s->cfg.on_flow) s->cfg.on_flow(s->cfg.owner, blocked);
 }
 
+/* run_idle gives each layer that asked its idle call; returns 1 if any
+   of them queued more work. */
+static int run_idle(vsx_stack_t *s) {
+  for (uint32_t i = 0; i < s->layer_cnt; i++) {
+    vsx_layer_ctx_t *c = &s->layers[i];
+    if (!c->idle_wanted) continue;
+    c->idle_wanted = 0;
+    if (c->ops->idle) c->ops->idle(c);
+  }
+  return s->q_head != NULL;
+}
+
 static void run(vsx_stack_t *s) {
   if (s->running) return;
   s->running = 1;
-  while (s->q_head) {
-    vsx_event_t *ev = s->q_head;
-    s->q_head = ev->next;
-    if (!s->q_head) s->q_tail = NULL;
-    dispatch(s, ev);
-    s->dispatched++;
-  }
+  do {
+    while (s->q_head) {
+      vsx_event_t *ev = s->q_head;
+      s->q_head = ev->next;
+      if (!s->q_head) s->q_tail = NULL;
+      dispatch(s, ev);
+      s->dispatched++;
+    }
+  } while (run_idle(s));
   s->running = 0;
   notify_flow(s);
 }

@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #define SPEC_CHECKED "top:chk_fifo:frag:stable:pt2pt:mnak:bottom"
+#define SPEC_BUNDLED "top:chk_fifo:frag:stable:pt2pt:mnak:bundle:bottom"
 
 static vsx_sim_opts_t lossy(uint64_t seed) {
   return (vsx_sim_opts_t){ .seed = seed, .loss = 0.20, .dup = 0.05, .delay_min_ns = 20000,
@@ -49,14 +50,16 @@ static void check_pools_full(tgroup_t *g) {
 }
 
 /* The issue's scenario: 5 members, 20% loss with duplication and
-   reordering, 10,000 casts from each plus point-to-point sends. */
+   reordering, 10,000 casts from each plus point-to-point sends; once
+   with every message in its own datagram, once bundled. */
 START_TEST(test_group_reliable_5x10000_lossy) {
   tgroup_t g;
-  tg_opts_t o = { .n = 5, .stack = SPEC_CHECKED, .sim = lossy(tgroup_seed_from_env(42)) };
+  tg_opts_t o = { .n = 5, .stack = _i ? SPEC_BUNDLED : SPEC_CHECKED, .sim = lossy(tgroup_seed_from_env(42)) };
   ck_assert_int_eq(tgroup_create(&g, &o), VSX_OK);
   int done = tgroup_traffic(&g, 10000, 500, 600ull * 1000000000ull);
   check_clean(&g);
   ck_assert_msg(done, "seed %llu: not everything delivered within 600 s of virtual time", (unsigned long long)g.seed);
+  if (_i) ck_assert_uint_gt(vsx_stack_stat(vsx_endpoint_stack(g.m[0].ep), "bundle", "bundles"), 0);
   for (uint32_t r = 0; r < 5; r++)
     for (uint32_t o2 = 0; o2 < 5; o2++) ck_assert_uint_eq(g.m[r].casts_got[o2], 10000);
   check_pools_full(&g);
@@ -64,11 +67,13 @@ START_TEST(test_group_reliable_5x10000_lossy) {
 }
 END_TEST
 
-/* Seed sweep: smaller runs, many seeds, sizes up to 3 fragments. */
+/* Seed sweep: smaller runs, many seeds, sizes up to 3 fragments; odd
+   seeds run with bundling. */
 START_TEST(test_group_seed_sweep) {
   tgroup_t g;
   uint64_t seed = 1000 + (uint64_t)_i;
-  tg_opts_t o = { .n = 4, .stack = SPEC_CHECKED, .sim = lossy(seed), .msg_len_min = 1, .msg_len_max = 3000 };
+  tg_opts_t o = { .n = 4, .stack = _i % 2 ? SPEC_BUNDLED : SPEC_CHECKED, .sim = lossy(seed), .msg_len_min = 1,
+                  .msg_len_max = _i % 4 == 1 ? 100 : 3000 };
   ck_assert_int_eq(tgroup_create(&g, &o), VSX_OK);
   int done = tgroup_traffic(&g, 300, 50, 300ull * 1000000000ull);
   check_clean(&g);
@@ -164,7 +169,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("group");
   struct { const char *name; const TTest *test; int loop; } cases[] = {
-    { "reliable", test_group_reliable_5x10000_lossy, 0 }, { "sweep", test_group_seed_sweep, 1 },
+    { "reliable", test_group_reliable_5x10000_lossy, 2 }, { "sweep", test_group_seed_sweep, 1 },
     { "large", test_group_large_messages, 0 }, { "partition", test_group_partition_heal_recovers, 0 },
     { "flow", test_group_flow_blocks_and_releases, 0 }, { "replay", test_group_replays_exactly, 0 },
   };
@@ -172,7 +177,7 @@ int main(void) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name); /* CK_RUN_CASE=name runs one */
     tcase_set_timeout(tc, 600);
-    if (cases[i].loop) tcase_add_loop_test(tc, cases[i].test, 0, sweep);
+    if (cases[i].loop) tcase_add_loop_test(tc, cases[i].test, 0, cases[i].loop > 1 ? cases[i].loop : sweep);
     else tcase_add_test(tc, cases[i].test);
     suite_add_tcase(s, tc);
   }

@@ -18,6 +18,7 @@
 
 #define N 3
 #define QMAX 4096
+#define KIND_BUNDLE_FOR_TEST 2 /* bundle.c's BUNDLE kind, as on the wire */
 
 /* ---- fakes -------------------------------------------------------------- */
 
@@ -31,6 +32,14 @@ static const vsx_layer_ops_t t_link = {
 };
 /* t_app: the fake above: satisfies "stability above" and passes. */
 static const vsx_layer_ops_t t_app = { .name = "t_app", .provides = VSX_CAP_STABILITY | VSX_CAP_APPL };
+
+/* t_burst: each message going down becomes five copies in one stack run,
+   so a layer below sees them queue up. */
+static void burst_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  for (int i = 0; i < 4; i++) vsx_pass_dn(ctx, vsx_ev_clone(ctx, ev));
+  vsx_pass_dn(ctx, ev);
+}
+static const vsx_layer_ops_t t_burst = { .name = "t_burst", .needs_below = VSX_CAP_DATAGRAM, .dn = burst_dn };
 
 /* ---- the test network ------------------------------------------------------ */
 
@@ -130,7 +139,7 @@ static void advance(uint64_t ns, keep_fn keep) {
 
 static void net_up(const char *spec, const char *params) {
   static int registered;
-  if (!registered) { vsx_layer_register(&t_link); vsx_layer_register(&t_app); registered = 1; }
+  if (!registered) { vsx_layer_register(&t_link); vsx_layer_register(&t_app); vsx_layer_register(&t_burst); registered = 1; }
   memset(nodes, 0, sizeof nodes);
   q_head = q_tail = 0;
   for (uint32_t i = 0; i < N; i++) {
@@ -359,6 +368,45 @@ START_TEST(test_layers_stable_reports_min_and_max) {
 }
 END_TEST
 
+/* ---- bundle ------------------------------------------------------------------------------------ */
+
+START_TEST(test_layers_bundle_packs_queued_messages_only) {
+  net_up("t_app:t_burst:bundle:t_link", NULL);
+  send_msg(0, VSX_EV_CAST, -1, "small");
+  ck_assert_int_eq(q_tail, 1); /* five queued casts left as one datagram */
+  pump(keep_all);
+  ck_assert_int_eq(nodes[1].got_cnt, 5);
+  ck_assert_str_eq(nodes[1].got[4], "small");
+  ck_assert_uint_eq(stat(0, "bundle", "bundled_msgs"), 5);
+  ck_assert_uint_eq(stat(1, "bundle", "unbundled_msgs"), 5);
+  /* sends to different members never share a datagram */
+  send_msg(0, VSX_EV_SEND, 1, "to-one");
+  send_msg(0, VSX_EV_SEND, 2, "to-two");
+  ck_assert_int_eq(q_tail, 2);
+  pump(keep_all);
+  ck_assert_int_eq(nodes[1].got_cnt, 10);
+  ck_assert_int_eq(nodes[2].got_cnt, 10);
+  /* a bundle whose lengths run past its end is dropped whole */
+  uint8_t bad[] = { KIND_BUNDLE_FOR_TEST, 2, 0, 0, 0, 3, 'a', 'b', 'c', 0, 9, 'x' };
+  inject(1, 0, VSX_EV_CAST, bad, sizeof bad);
+  ck_assert_uint_eq(stat(1, "bundle", "malformed"), 1);
+  ck_assert_int_eq(nodes[1].got_cnt, 10);
+  net_down();
+}
+END_TEST
+
+START_TEST(test_layers_bundle_adds_no_latency_alone) {
+  net_up("t_app:bundle:t_link", NULL);
+  send_msg(0, VSX_EV_CAST, -1, "alone");
+  ck_assert_int_eq(q_tail, 1); /* left before vsx_stack_dn returned */
+  ck_assert_uint_eq(stat(0, "bundle", "singles"), 1);
+  ck_assert_uint_eq(stat(0, "bundle", "bundles"), 0);
+  pump(keep_all);
+  ck_assert_str_eq(nodes[2].got[0], "alone");
+  net_down();
+}
+END_TEST
+
 /* ---- chk_fifo and drop ----------------------------------------------------------------------- */
 
 START_TEST(test_layers_chk_fifo_notices_reordering) {
@@ -409,6 +457,8 @@ int main(void) {
   tcase_add_test(tc, test_layers_pt2pt_retransmits_until_acknowledged);
   tcase_add_test(tc, test_layers_frag_cuts_and_rebuilds);
   tcase_add_test(tc, test_layers_stable_reports_min_and_max);
+  tcase_add_test(tc, test_layers_bundle_packs_queued_messages_only);
+  tcase_add_test(tc, test_layers_bundle_adds_no_latency_alone);
   tcase_add_test(tc, test_layers_chk_fifo_notices_reordering);
   tcase_add_test(tc, test_layers_drop_loses_and_cuts);
   suite_add_tcase(s, tc);

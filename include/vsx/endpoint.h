@@ -35,8 +35,8 @@ struct ev_loop;
 typedef struct vsx_endpoint vsx_endpoint_t;
 
 /* The default stack: application adapter, fragmentation, stability,
-   reliable point-to-point and multicast. */
-#define VSX_STACK_DEFAULT "top:frag:stable:pt2pt:mnak:bottom"
+   reliable point-to-point and multicast, bundling. */
+#define VSX_STACK_DEFAULT "top:frag:stable:pt2pt:mnak:bundle:bottom"
 
 typedef struct vsx_endpoint_cbs {
   /* deliver: a message from member rank `from` (me included), service

@@ -71,6 +71,7 @@ typedef struct vsx_layer_ctx {
   vsx_rng_t *rng;              /* (ro) the stack's seeded PRNG              */
   uint64_t timer_ns;           /* private: next alarm, 0 = none             */
   int flow_blocked;            /* private                                   */
+  int idle_wanted;             /* private                                   */
   const char *args;            /* private: "k=v,k=v" from the spec          */
   uint32_t args_len;           /* private                                   */
   uint64_t stats[VSX_LAYER_STATS_MAX]; /* (rw) the layer's counters         */
@@ -97,6 +98,10 @@ struct vsx_layer_ops {
   void (*dump)(vsx_layer_ctx_t *ctx, FILE *out);
   /* ctl: runtime control from tests, e.g. "cut=1,3" (opt). */
   int  (*ctl)(vsx_layer_ctx_t *ctx, const char *cmd);
+  /* idle: the event queue just drained and this layer asked for it with
+     vsx_idle_request (opt); what it passes on runs before the stack
+     returns.  Bundling flushes here, so it never adds latency. */
+  void (*idle)(vsx_layer_ctx_t *ctx);
 };
 
 /* ---- calls a layer makes --------------------------------------------- */
@@ -135,6 +140,10 @@ uint64_t vsx_now(vsx_layer_ctx_t *ctx);
    earlier of the pending request and at_ns. */
 void vsx_timer_set(vsx_layer_ctx_t *ctx, uint64_t at_ns);
 void vsx_timer_soon(vsx_layer_ctx_t *ctx, uint64_t at_ns);
+
+/* vsx_idle_request asks for the layer's idle handler to run once, when
+   the stack's event queue next drains. */
+static inline void vsx_idle_request(vsx_layer_ctx_t *ctx) { ctx->idle_wanted = 1; }
 
 /* vsx_flow_block says whether this layer can take more messages from the
    application.  The stack tells the application when the OR over all
