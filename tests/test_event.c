@@ -5,6 +5,7 @@
    record's iovec references, and misuse (double free) aborts.  Method:
    direct calls and SIGABRT tests. */
 #include <check.h>
+#include "check_main.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,5 @@ int main(void) {
   tcase_add_test_raise_signal(tc, test_event_double_free_aborts, SIGABRT);
   tcase_add_test(tc, test_event_type_names);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return vsx_check_run(s);
 }

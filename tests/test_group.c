@@ -8,6 +8,7 @@
    the layers' own FIFO checker, and pool levels.  Seeds come from the loop
    index (or VSX_SEED) and every failure message names its seed. */
 #include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include "testutil.h"
 
@@ -181,9 +182,5 @@ int main(void) {
     else tcase_add_test(tc, cases[i].test);
     suite_add_tcase(s, tc);
   }
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return vsx_check_run(s);
 }

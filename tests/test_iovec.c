@@ -7,6 +7,7 @@
    full and every byte intact.  Method: direct calls, SIGABRT tests for
    programmer errors, and a seeded random run (VSX_SEED replays it). */
 #include <check.h>
+#include "check_main.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,9 +305,5 @@ int main(void) {
   tcase_add_test(tc, test_iovec_crc32c_known_answer);
   tcase_add_test(tc, test_iovec_random_workload_keeps_bytes_and_pool);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return vsx_check_run(s);
 }

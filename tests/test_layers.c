@@ -11,6 +11,7 @@
    in this file that the test controls datagram by datagram (drop, dup,
    swap), copying bytes between the stacks' own pools as a wire would. */
 #include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 #include "vsx/stack.h"
@@ -462,9 +463,5 @@ int main(void) {
   tcase_add_test(tc, test_layers_chk_fifo_notices_reordering);
   tcase_add_test(tc, test_layers_drop_loses_and_cuts);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return vsx_check_run(s);
 }

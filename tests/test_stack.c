@@ -7,6 +7,7 @@
    when due; flow changes reach the owner.  Method: fake layers registered
    by the test, a stack whose sinks record what leaves it. */
 #include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 #include "vsx/stack.h"
@@ -266,9 +267,5 @@ int main(void) {
   tcase_add_test(tc, test_stack_flow_changes_reach_owner);
   tcase_add_test(tc, test_stack_register_rejects_duplicates);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return vsx_check_run(s);
 }
