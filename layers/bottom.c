@@ -11,15 +11,23 @@
    lengths, an unknown version, another group, a stale view, an unknown
    sender or is not ours at all is dropped and counted, never passed on.
    Events without a message that reach it going down are bounced back up,
-   so that every layer sees them (as Ensemble's bottom did). */
+   so that every layer sees them (as Ensemble's bottom did).
+
+   GOSSIP (membership traffic outside any view: discovery, merge requests)
+   travels as wire kind GOSSIP.  Going down, a VSX_EV_GOSSIP leaves as a
+   datagram to u64a (0 = the whole group).  Coming up, a GOSSIP datagram
+   of this group passes whatever its instance (that is the point: it
+   crosses views), as VSX_EV_GOSSIP with u64a = sender, u64b = instance;
+   everything else about it is checked as for any datagram. */
 #include "vsx/layer.h"
 #include "vsx/wire.h"
 
 enum { ST_SENT, ST_RECV, ST_BAD_MAGIC, ST_BAD_VERSION, ST_BAD_LEN, ST_OTHER_GROUP, ST_STALE_VIEW,
-       ST_UNKNOWN_SENDER, ST_NOT_FOR_ME, ST_OWN, ST_NO_BUFFER, ST_TOO_BIG, ST_CNT };
+       ST_UNKNOWN_SENDER, ST_NOT_FOR_ME, ST_OWN, ST_NO_BUFFER, ST_TOO_BIG, ST_GOSSIP_SENT, ST_GOSSIP_RECV, ST_CNT };
 static const char *const stat_names[ST_CNT] = {
   "sent", "received", "drop_magic", "drop_version", "drop_length", "drop_group", "drop_stale",
-  "drop_sender", "drop_not_mine", "drop_own", "drop_no_buffer", "drop_too_big" };
+  "drop_sender", "drop_not_mine", "drop_own", "drop_no_buffer", "drop_too_big", "gossip_sent", "gossip_recv" };
+_Static_assert(ST_CNT <= VSX_LAYER_STATS_MAX, "bottom: too many counters");
 
 typedef struct bottom { uint32_t mtu_payload; } bottom_t;
 
@@ -55,6 +63,17 @@ static void bottom_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   if (h.version != VSX_WIRE_VERSION) { drop(ctx, ev, ST_BAD_VERSION); return; }
   if (h.total_len != len) { drop(ctx, ev, ST_BAD_LEN); return; }
   if (h.group_id != ctx->group_id) { drop(ctx, ev, ST_OTHER_GROUP); return; }
+  if (h.kind == VSX_WIRE_GOSSIP) { /* GOSSIP: any instance, any sender but me */
+    if (h.src_eid == ctx->eid || !h.src_eid) { drop(ctx, ev, ST_OWN); return; }
+    if (h.dst_eid != 0 && h.dst_eid != ctx->eid) { drop(ctx, ev, ST_NOT_FOR_ME); return; }
+    ev->type = VSX_EV_GOSSIP;
+    ev->peer = rank_of(ctx, h.src_eid);
+    ev->u64a = h.src_eid;
+    ev->u64b = h.instance;
+    ctx->stats[ST_GOSSIP_RECV]++;
+    vsx_pass_up(ctx, ev);
+    return;
+  }
   if (h.kind != VSX_WIRE_CAST && h.kind != VSX_WIRE_SEND) { drop(ctx, ev, ST_BAD_MAGIC); return; }
   if (h.instance != ctx->instance) { drop(ctx, ev, ST_STALE_VIEW); return; }
   if (h.src_eid == ctx->eid) { drop(ctx, ev, ST_OWN); return; }
@@ -90,8 +109,25 @@ static void bottom_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   vsx_pass_dn(ctx, ev);
 }
 
-/* DN (no message): bounce back up so every layer above sees it. */
-static void bottom_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) { vsx_pass_up(ctx, ev); }
+/* DN GOSSIP: push the wire header (kind GOSSIP, dst u64a) and send.
+   DN (any other event without a message): bounce back up so every layer
+   above sees it. */
+static void bottom_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  bottom_t *s = ctx->state;
+  if (ev->type != VSX_EV_GOSSIP) { vsx_pass_up(ctx, ev); return; }
+  size_t len = vsx_iovl_len(&ev->iovl) + sizeof(vsx_wire_hdr_t);
+  if (len > s->mtu_payload) { drop(ctx, ev, ST_TOO_BIG); return; }
+  void *at = vsx_hdr_push(ctx, ev, sizeof(vsx_wire_hdr_t));
+  if (!at) { drop(ctx, ev, ST_NO_BUFFER); return; }
+  vsx_wire_hdr_t h = {
+    .magic = VSX_WIRE_MAGIC, .version = VSX_WIRE_VERSION, .kind = VSX_WIRE_GOSSIP,
+    .total_len = (uint32_t)len, .group_id = ctx->group_id, .instance = ctx->instance,
+    .src_eid = ctx->eid, .dst_eid = ev->u64a,
+  };
+  vsx_wire_encode(at, &h);
+  ctx->stats[ST_GOSSIP_SENT]++;
+  vsx_pass_dn(ctx, ev);
+}
 
 const vsx_layer_ops_t vsx_layer_bottom = {
   .name = "bottom", .purpose = "wire header, transport door, bad-input gate",

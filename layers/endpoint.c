@@ -1,11 +1,21 @@
-/* endpoint.c - one member: transport + stack + callbacks, driven by poll,
-   by libev, or by the simulator.  See include/vsx/endpoint.h. */
+/* endpoint.c - one member: transport + the current view's stack +
+   callbacks, driven by poll, by libev, or by the simulator.  See
+   include/vsx/endpoint.h.
+
+   Two stack slots: the current view's stack, and the previous one while
+   it lingers (it retransmits the view message to stragglers; it gets the
+   datagrams that carry its instance id, and whatever it still passes up
+   to the application is dropped and counted: the flush makes that
+   nothing).  A view change builds the new stack in the free slot. */
 #include "vsx/endpoint.h"
+#include "vsx/trace.h"
+#include "vsx/wire.h"
 
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TX_BATCH 64
@@ -14,19 +24,45 @@
 #define HDR_BELOW_MAX 128  /* wire + layer headers below frag              */
 #define HDR_ABOVE_MAX 64   /* layer headers above frag                     */
 
+typedef struct ep_slot {
+  struct vsx_endpoint *ep;
+  vsx_stack_t *stack;      /* NULL: free                                */
+  vsx_view_t view;
+  uint32_t rank;
+  uint64_t instance;
+  uint64_t linger_until;   /* an old slot is destroyed then             */
+  int flushed;             /* its view ended by a flush: it can deliver
+                              no cast any more (a bug if it does)       */
+} ep_slot_t;
+
 struct vsx_endpoint {
   vsx_endpoint_opts_t opts;
-  char group[128], name[64], spec[512], params[1024];
-  vsx_view_t view;
+  char group[128], name[64], spec[512], params[1100];
+  vsx_view_t view;         /* the current view (as installed)           */
   uint32_t rank;
   uint64_t eid;
   const vsx_transport_ops_t *tops;
   void *tstate;
   vsx_bufpool_t *pool;
   vsx_evpool_t *evpool;
-  vsx_stack_t *stack;
-  uint32_t payload_max, chunk_sz;
-  int has_frag;
+  vsx_stack_t *stack;      /* == slot[cur].stack                        */
+  ep_slot_t slot[2];
+  uint32_t cur;
+  uint32_t payload_max, chunk_sz, max_msg;
+  int has_frag, dynamic, has_xfer;
+  int ready;               /* the view callback ran for the view        */
+  int app_blocked;         /* sending refused: the block callback ran
+                              (or no view was shown yet)                */
+  int stack_blocked;       /* the current stack asked for BLOCK         */
+  int leaving, exited;
+  int init_pending;        /* the first view starts at the first poll  */
+  int primary;
+  uint64_t primary_eids[VSX_MEMBERS_MAX];
+  uint32_t primary_cnt;
+  uint64_t linger_ns;
+  vsx_trace_t *trace;
+  uint8_t *xfer_buf;       /* contiguous copy of a state piece          */
+  size_t xfer_cap;
   vsx_datagram_t tx[TX_BATCH];
   uint32_t tx_cnt;
   vsx_endpoint_stats_t stats;
@@ -39,11 +75,26 @@ struct vsx_endpoint {
   int own_loop;
 };
 
+static void sink_up(void *owner, vsx_event_t *ev);
+
 static uint64_t clock_now(const vsx_endpoint_t *ep) {
   return ep->opts.opt_clock ? ep->opts.opt_clock(ep->opts.opt_clock_ctx) : vsx_now_ns();
 }
 
-static uint64_t stack_now(void *owner) { return clock_now(owner); }
+static uint64_t stack_now(void *owner) { return clock_now(((ep_slot_t *)owner)->ep); }
+
+/* The trace's clock for a simulated endpoint: a real epoch taken once
+   per process, plus virtual time, so every member of one run agrees. */
+static uint64_t trace_clock(void *ctx) {
+  static uint64_t epoch;
+  vsx_endpoint_t *ep = ctx;
+  if (!epoch) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    epoch = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  }
+  return epoch + clock_now(ep);
+}
 
 /* flush_tx hands the batch to the transport; what it refuses stays for
    the next flush. */
@@ -62,9 +113,10 @@ static void flush_tx(vsx_endpoint_t *ep) {
   if (err && err != VSX_ERR_AGAIN) vsx_log(1, "endpoint %s: send_batch: %s", ep->name, vsx_strerror(err));
 }
 
-/* sink_dn: a datagram leaves the stack; batch it. */
+/* sink_dn: a datagram leaves a stack; batch it. */
 static void sink_dn(void *owner, vsx_event_t *ev) {
-  vsx_endpoint_t *ep = owner;
+  ep_slot_t *sl = owner;
+  vsx_endpoint_t *ep = sl->ep;
   if (ep->tx_cnt == TX_BATCH) flush_tx(ep);
   if (ep->tx_cnt == TX_BATCH) { /* the transport refuses a whole batch: it is unreliable, the layers retransmit */
     ep->stats.tx_dropped++;
@@ -72,30 +124,227 @@ static void sink_dn(void *owner, vsx_event_t *ev) {
     return;
   }
   vsx_datagram_t *dg = &ep->tx[ep->tx_cnt++];
-  dg->peer_eid = ev->type == VSX_EV_SEND ? ep->view.members[ev->peer] : 0;
+  dg->peer_eid = ev->type == VSX_EV_SEND ? sl->view.members[ev->peer] : ev->type == VSX_EV_GOSSIP ? ev->u64a : 0;
   dg->iovl = ev->iovl;
   vsx_iovl_init(&ev->iovl);
   vsx_evpool_free(ep->evpool, ev);
 }
 
-/* sink_up: an event leaves the top of the stack; messages go to the
-   application, the rest is informational. */
-static void sink_up(void *owner, vsx_event_t *ev) {
-  vsx_endpoint_t *ep = owner;
-  if (ev->type == VSX_EV_CAST || ev->type == VSX_EV_SEND) {
-    ep->stats.delivered++;
-    ep->opts.cbs.deliver(ep->opts.user, ep, (uint32_t)ev->peer, (vsx_svc_t)ev->svc, &ev->iovl);
-  }
-  vsx_evpool_free(ep->evpool, ev);
-}
-
 static void on_flow(void *owner, int blocked) {
-  vsx_endpoint_t *ep = owner;
+  ep_slot_t *sl = owner;
+  vsx_endpoint_t *ep = sl->ep;
+  if (sl->stack != ep->stack) return;
   uint64_t now = clock_now(ep);
   if (blocked) ep->blocked_since_ns = now;
   else if (ep->blocked_since_ns) { ep->stats.flow_blocked_ns += now - ep->blocked_since_ns; ep->blocked_since_ns = 0; }
   if (ep->opts.cbs.flow) ep->opts.cbs.flow(ep->opts.user, ep, blocked);
 }
+
+/* ---- membership events from the current stack ------------------------------- */
+
+/* inject passes a fresh no-message event down into sl's stack (it only
+   queues when that stack is running).  0 when the pool is empty. */
+static int inject(vsx_endpoint_t *ep, ep_slot_t *sl, uint16_t type, uint64_t a, uint64_t b) {
+  vsx_event_t *ev = vsx_evpool_alloc(ep->evpool, type, 0);
+  if (!ev) return 0;
+  ev->u64a = a;
+  ev->u64b = b;
+  vsx_stack_dn(sl->stack, ev);
+  return 1;
+}
+
+static void do_exit(vsx_endpoint_t *ep, const char *reason) {
+  if (ep->exited) return;
+  ep->exited = 1;
+  ep->ready = 0;
+  /* The stack lingers (it may still owe the view message to others)
+     but falls silent, and is freed after linger_ms. */
+  if (ep->dynamic && ep->stack) {
+    ep->slot[ep->cur].linger_until = clock_now(ep) + ep->linger_ns;
+    if (!inject(ep, &ep->slot[ep->cur], VSX_EV_CLOSE, 0, 0))
+      vsx_log(0, "endpoint %s: no event to close the stack at exit", ep->name);
+  }
+  vsx_log(1, "endpoint %s: exit (%s)", ep->name, reason);
+  vsx_trace_exit(ep->trace, reason);
+  if (ep->opts.cbs.exit) ep->opts.cbs.exit(ep->opts.user, ep, reason);
+}
+
+/* do_block runs the block callback once per view change. */
+static void do_block(vsx_endpoint_t *ep) {
+  if (ep->app_blocked || ep->exited) return;
+  ep->app_blocked = 1;
+  ep->stats.blocks++;
+  vsx_trace_block(ep->trace);
+  if (ep->opts.cbs.block) ep->opts.cbs.block(ep->opts.user, ep);
+}
+
+/* view_ready: the view may be used: the view callback.  If the view is
+   already ending (its flush asked to block before its state transfer was
+   done), sending stays refused and the block callback follows at once:
+   the application still sees the view, and the casts of it that the
+   flush agreed on. */
+static void view_ready(vsx_endpoint_t *ep) {
+  if (ep->ready || ep->exited) return;
+  ep->ready = 1;
+  ep->app_blocked = ep->stack_blocked; /* a leaving member may not send either: can_send says so */
+  ep->stats.views++;
+  vsx_trace_view(ep->trace, &ep->view);
+  if (ep->opts.cbs.view) ep->opts.cbs.view(ep->opts.user, ep, &ep->view, ep->rank);
+  if (ep->stack_blocked && !ep->exited) {
+    ep->stats.blocks++;
+    vsx_trace_block(ep->trace);
+    if (ep->opts.cbs.block) ep->opts.cbs.block(ep->opts.user, ep);
+  }
+}
+
+static int is_primary(const vsx_endpoint_t *ep, const vsx_view_t *v) {
+  if (!ep->primary_cnt) return 1;
+  uint32_t in = 0;
+  for (uint32_t i = 0; i < ep->primary_cnt; i++)
+    for (uint32_t k = 0; k < v->member_cnt; k++)
+      if (v->members[k] == ep->primary_eids[i]) { in++; break; }
+  return 2 * in > ep->primary_cnt;
+}
+
+/* build_stack makes sl's stack for view v (rank = mine). */
+static int build_stack(vsx_endpoint_t *ep, ep_slot_t *sl, const vsx_view_t *v, uint32_t rank) {
+  sl->ep = ep;
+  sl->view = *v;
+  sl->rank = rank;
+  sl->linger_until = 0;
+  sl->flushed = 0;
+  uint64_t seed = (ep->opts.seed ? ep->opts.seed : ep->eid) ^ (v->ltime * 0x9e3779b97f4a7c15ull);
+  vsx_stack_cfg_t sc = {
+    .spec = ep->spec, .opt_params = ep->params, .view = &sl->view, .rank = rank, .group_id = vsx_hash64(ep->group),
+    .payload_max = ep->payload_max, .seed = seed, .pool = ep->pool, .evpool = ep->evpool, .owner = sl,
+    .now = stack_now, .sink_up = sink_up, .sink_dn = sink_dn, .on_flow = on_flow,
+  };
+  int err = vsx_stack_create(&sc, &sl->stack);
+  if (err) { sl->stack = NULL; return err; }
+  sl->instance = vsx_stack_layer(sl->stack, 0)->instance;
+  ep->stats.stacks++;
+  return VSX_OK;
+}
+
+static void free_slot(ep_slot_t *sl) {
+  sl->ep->stats.casts_after_block += vsx_stack_stat(sl->stack, "mnak", "cast_after_block");
+  vsx_stack_destroy(sl->stack);
+  sl->stack = NULL;
+  sl->linger_until = 0;
+}
+
+/* new_view: the current stack says v comes next: build its stack, let
+   the old one linger, start the new one. */
+static void new_view(vsx_endpoint_t *ep, const vsx_view_t *nv, int flushed) {
+  if (ep->exited) return;
+  vsx_view_t v = *nv;
+  int rank = -1;
+  for (uint32_t i = 0; i < v.member_cnt; i++)
+    if (v.members[i] == ep->eid) rank = (int)i;
+  if (rank < 0) { do_exit(ep, ep->leaving ? "leave" : "excluded"); return; }
+  do_block(ep); /* a view never changes without the block callback first */
+  v.flags &= ~(uint32_t)(VSX_VIEW_PRIMARY | VSX_VIEW_STATIC);
+  if (ep->primary_cnt && is_primary(ep, &v)) v.flags |= VSX_VIEW_PRIMARY;
+  uint32_t old = ep->cur, nxt = old ^ 1;
+  if (ep->slot[nxt].stack) free_slot(&ep->slot[nxt]); /* a view older still: done lingering */
+  int err = build_stack(ep, &ep->slot[nxt], &v, (uint32_t)rank);
+  if (err) {
+    char reason[200];
+    snprintf(reason, sizeof reason, "error: cannot build the stack of view %llu: %s", (unsigned long long)v.ltime,
+             vsx_last_error());
+    do_exit(ep, reason);
+    return;
+  }
+  ep->slot[old].linger_until = clock_now(ep) + ep->linger_ns;
+  ep->slot[old].flushed = flushed;
+  if (!inject(ep, &ep->slot[old], VSX_EV_CLOSE, 0, 0)) vsx_log(0, "endpoint %s: no event to close an old view", ep->name);
+  ep->cur = nxt;
+  ep->stack = ep->slot[nxt].stack;
+  ep->view = v;
+  ep->rank = (uint32_t)rank;
+  ep->ready = 0;
+  ep->stack_blocked = 0;
+  ep->primary = is_primary(ep, &v);
+  vsx_log(1, "endpoint %s: view %llu.%llx, %u members, rank %d", ep->name, (unsigned long long)v.ltime,
+          (unsigned long long)v.coord_eid, v.member_cnt, rank);
+  if (!inject(ep, &ep->slot[nxt], VSX_EV_INIT, 0, 0)) ep->init_pending = 1;
+  /* A leave under way when the view changed (the coordinator had not
+     heard of it) goes on in the new view. */
+  if (ep->leaving && !inject(ep, &ep->slot[nxt], VSX_EV_LEAVE, 0, 0))
+    vsx_log(0, "endpoint %s: no event to go on leaving in the new view", ep->name);
+  if (!ep->has_xfer) view_ready(ep);
+}
+
+/* state_request: the xfer layer asks for the state (I am its source). */
+static void state_request(vsx_endpoint_t *ep, ep_slot_t *sl) {
+  const void *data = NULL;
+  size_t len = 0;
+  if (ep->opts.cbs.state_get && ep->opts.cbs.state_get(ep->opts.user, ep, &data, &len) != VSX_OK) {
+    data = NULL;
+    len = 0;
+  }
+  ep->stats.state_bytes_out += len;
+  if (!inject(ep, sl, VSX_EV_XFER, (uint64_t)(uintptr_t)data, len))
+    vsx_log(0, "endpoint %s: no event for the state: the transfer waits for the next view", ep->name);
+}
+
+static void state_piece(vsx_endpoint_t *ep, vsx_event_t *ev) {
+  size_t len = vsx_iovl_len(&ev->iovl);
+  if (len > ep->xfer_cap) { /* grows to the largest piece, at view changes only */
+    uint8_t *b = realloc(ep->xfer_buf, len);
+    if (!b) { vsx_log(0, "endpoint %s: no memory for a state piece of %zu bytes", ep->name, len); return; }
+    ep->xfer_buf = b;
+    ep->xfer_cap = len;
+  }
+  vsx_iovl_gather(&ev->iovl, 0, ep->xfer_buf, len);
+  ep->stats.state_bytes_in += len;
+  if (ep->opts.cbs.state_put) ep->opts.cbs.state_put(ep->opts.user, ep, ep->xfer_buf, len, ev->u64a, ev->u64b);
+}
+
+/* sink_up: an event leaves the top of a stack.  From the current stack:
+   messages go to the application, membership events drive the view
+   changes.  From an ended view's stack: nothing reaches the application. */
+static void sink_up(void *owner, vsx_event_t *ev) {
+  ep_slot_t *sl = owner;
+  vsx_endpoint_t *ep = sl->ep;
+  int msg = ev->type == VSX_EV_CAST || ev->type == VSX_EV_SEND;
+  if (sl->stack != ep->stack || ep->exited || !sl->stack) {
+    if (ev->type == VSX_EV_CAST && sl->flushed) ep->stats.old_view_casts++;
+    else if (msg) ep->stats.old_view_dropped++;
+    vsx_evpool_free(ep->evpool, ev);
+    return;
+  }
+  switch (ev->type) {
+  case VSX_EV_CAST:
+  case VSX_EV_SEND:
+    if (!ep->ready) { ep->stats.early_msgs++; break; }
+    ep->stats.delivered++;
+    ep->opts.cbs.deliver(ep->opts.user, ep, (uint32_t)ev->peer, (vsx_svc_t)ev->svc, &ev->iovl);
+    break;
+  case VSX_EV_BLOCK: /* BLOCK: the block callback (if the view was shown), then BLOCK_OK */
+    ep->stack_blocked = 1;
+    if (ep->ready) do_block(ep);
+    if (!inject(ep, sl, VSX_EV_BLOCK_OK, 0, 0)) vsx_log(0, "endpoint %s: no event for BLOCK_OK", ep->name);
+    break;
+  case VSX_EV_VIEW: { /* VIEW: the next view */
+    vsx_view_t v = ev->x.view;
+    int flushed = ev->u64b == 1;
+    vsx_evpool_free(ep->evpool, ev);
+    new_view(ep, &v, flushed);
+    return;
+  }
+  case VSX_EV_READY: view_ready(ep); break;           /* READY: the view callback */
+  case VSX_EV_XFER: state_request(ep, sl); break;     /* XFER: state_get */
+  case VSX_EV_XFER_PUT: state_piece(ep, ev); break;   /* XFER_PUT: state_put */
+  case VSX_EV_EXIT:                                   /* EXIT: out of the group */
+    do_exit(ep, ev->u64a == VSX_EXIT_LEAVE_TIMEOUT ? "leave-timeout" : "leave");
+    break;
+  default: break;
+  }
+  vsx_evpool_free(ep->evpool, ev);
+}
+
+/* ---- creation --------------------------------------------------------------------- */
 
 static uint64_t fresh_eid(void) {
   uint64_t id = 0;
@@ -115,11 +364,41 @@ static int check_opts(const vsx_endpoint_opts_t *o) {
   if (!o->group || !*o->group) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.group (the group name) is required");
   if (!o->transport) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.transport is required (vsx_transport_find(\"udp\"), \"afxdp\" or \"sim\")");
   if (!o->cbs.deliver) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.cbs.deliver is required");
-  if (!o->view || !o->view->member_cnt || o->view->member_cnt > VSX_MEMBERS_MAX)
-    return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.view must list 1..%d members", VSX_MEMBERS_MAX);
+  if (o->view && (!o->view->member_cnt || o->view->member_cnt > VSX_MEMBERS_MAX))
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.view must list 1..%d members (or be NULL: start alone)", VSX_MEMBERS_MAX);
   if (o->mtu_payload && (o->mtu_payload < 512 || o->mtu_payload > 9000))
     return vsx_fail(VSX_ERR_INVAL, "endpoint: mtu_payload=%u outside [512, 9000]", o->mtu_payload);
+  if (o->primary_cnt > VSX_MEMBERS_MAX || (o->primary_cnt && !o->opt_primary))
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: opt_primary must list primary_cnt (1..%d) endpoint ids", VSX_MEMBERS_MAX);
+  if ((o->cbs.state_get == NULL) != (o->cbs.state_put == NULL))
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: set both cbs.state_get and cbs.state_put (state transfer) or neither");
   return VSX_OK;
+}
+
+/* first_view: opts.view, or a singleton of me. */
+static int first_view(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts, uint32_t *rank) {
+  if (!opts->view) {
+    memset(&ep->view, 0, sizeof ep->view);
+    ep->view.member_cnt = 1;
+    ep->view.members[0] = ep->view.coord_eid = ep->eid;
+    *rank = 0;
+    return VSX_OK;
+  }
+  ep->view = *opts->view;
+  ep->view.xfer_mask = 0;
+  ep->view.flags &= ~(uint32_t)VSX_VIEW_PRIMARY;
+  for (uint32_t r = 0; r < ep->view.member_cnt; r++)
+    if (ep->view.members[r] == ep->eid) { *rank = r; return VSX_OK; }
+  return vsx_fail(VSX_ERR_INVAL, "endpoint: my id %llx is not in opts.view", (unsigned long long)ep->eid);
+}
+
+static int open_trace(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts) {
+  const char *dir = opts->opt_trace_dir ? opts->opt_trace_dir : getenv("VSX_TRACE_DIR");
+  if (!dir || !*dir) return VSX_OK;
+  vsx_trace_opts_t to = { .dir = dir, .eid = ep->eid, .opt_name = ep->name, .group = ep->group,
+                          .transport = opts->opt_transport_name ? opts->opt_transport_name : opts->transport->name,
+                          .opt_clock = opts->opt_clock ? trace_clock : NULL, .opt_clock_ctx = ep };
+  return vsx_trace_open(&to, &ep->trace);
 }
 
 int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
@@ -130,52 +409,67 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
   vsx_endpoint_t *ep = calloc(1, sizeof *ep);
   if (!ep) return vsx_fail(VSX_ERR_NOMEM, "endpoint: out of memory");
   ep->opts = *opts;
-  ep->view = *opts->view;
   ep->eid = opts->eid ? opts->eid : fresh_eid();
+  const char *spec = opts->opt_stack ? opts->opt_stack : opts->view ? VSX_STACK_DEFAULT : VSX_STACK_VSYNC;
+  uint32_t rank = 0;
   if ((err = copy_str(ep->group, sizeof ep->group, opts->group, "group name")) ||
       (err = copy_str(ep->name, sizeof ep->name, opts->opt_name ? opts->opt_name : "member", "name")) ||
-      (err = copy_str(ep->spec, sizeof ep->spec, opts->opt_stack ? opts->opt_stack : VSX_STACK_DEFAULT, "stack")))
+      (err = copy_str(ep->spec, sizeof ep->spec, spec, "stack")) || (err = first_view(ep, opts, &rank)))
     goto fail_free;
-  ep->rank = UINT32_MAX;
-  for (uint32_t r = 0; r < ep->view.member_cnt; r++)
-    if (ep->view.members[r] == ep->eid) ep->rank = r;
-  if (ep->rank == UINT32_MAX) {
-    err = vsx_fail(VSX_ERR_INVAL, "endpoint: my id %llx is not in opts.view", (unsigned long long)ep->eid);
-    goto fail_free;
-  }
   uint32_t mtu = opts->mtu_payload ? opts->mtu_payload : 1472;
-  uint32_t max_msg = opts->max_msg ? opts->max_msg : 1u << 20;
+  ep->max_msg = opts->max_msg ? opts->max_msg : 1u << 20;
   ep->payload_max = mtu - HDR_BELOW_MAX;
   ep->chunk_sz = ep->payload_max - HDR_ABOVE_MAX;
   ep->has_frag = strstr(ep->spec, "frag") != NULL;
-  int n = snprintf(ep->params, sizeof ep->params, "%s%sfrag.max_msg=%u,bottom.mtu_payload=%u",
+  ep->linger_ns = (opts->linger_ms ? opts->linger_ms : 500) * 1000000ull;
+  ep->primary_cnt = opts->primary_cnt;
+  if (opts->primary_cnt) memcpy(ep->primary_eids, opts->opt_primary, opts->primary_cnt * sizeof(uint64_t));
+  int n = snprintf(ep->params, sizeof ep->params, "%s%sfrag.max_msg=%u,bottom.mtu_payload=%u%s",
                    opts->opt_params ? opts->opt_params : "", opts->opt_params && *opts->opt_params ? "," : "",
-                   max_msg + HDR_ABOVE_MAX, mtu); /* frag sees the headers of the layers above it too */
+                   ep->max_msg + HDR_ABOVE_MAX, mtu, /* frag sees the headers of the layers above it too */
+                   opts->cbs.state_get ? ",intra.xfer=1" : "");
   if (n < 0 || (size_t)n >= sizeof ep->params) { err = vsx_fail(VSX_ERR_INVAL, "endpoint: opts.params too long"); goto fail_free; }
   ep->opts.group = ep->group;
   ep->opts.opt_name = ep->name;
+  ep->opts.opt_primary = NULL;
 
   uint32_t buf_cnt = opts->buf_cnt ? opts->buf_cnt : 4096, ev_cnt = opts->ev_cnt ? opts->ev_cnt : 4096;
   uint32_t buf_sz = mtu + 256 + 64 > 2048 ? 4096 * ((mtu + 256 + 64 + 4095) / 4096) : 2048;
   vsx_transport_cfg_t tc = {
     .group = ep->group, .group_id = vsx_hash64(ep->group), .eid = ep->eid, .opt_ifname = opts->opt_ifname,
     .mcast_ip = opts->mcast_ip, .port = opts->port, .buf_cnt = buf_cnt, .buf_sz = buf_sz, .headroom = 256,
-    .reserve_cnt = buf_cnt / 8, .ext_cnt = 4 * ep->view.member_cnt + 16, .ext_cap = max_msg / ep->chunk_sz + 16,
+    .reserve_cnt = buf_cnt / 8, .ext_cnt = 4 * VSX_MEMBERS_MAX + 16, .ext_cap = ep->max_msg / ep->chunk_sz + 16,
     .opt_backend = opts->opt_backend,
   };
   if ((err = opts->transport->create(&tc, &ep->tstate))) goto fail_free;
   ep->tops = opts->transport;
   ep->pool = ep->tops->pool(ep->tstate);
   if ((err = vsx_evpool_create(ev_cnt, ev_cnt / 8, &ep->evpool))) goto fail_transport;
-  vsx_stack_cfg_t sc = {
-    .spec = ep->spec, .opt_params = ep->params, .view = &ep->view, .rank = ep->rank, .group_id = tc.group_id,
-    .payload_max = ep->payload_max, .seed = opts->seed ? opts->seed : ep->eid, .pool = ep->pool,
-    .evpool = ep->evpool, .owner = ep, .now = stack_now, .sink_up = sink_up, .sink_dn = sink_dn, .on_flow = on_flow,
-  };
-  if ((err = vsx_stack_create(&sc, &ep->stack))) goto fail_evpool;
+  if ((err = build_stack(ep, &ep->slot[0], &ep->view, rank))) goto fail_evpool;
+  ep->cur = 0;
+  ep->stack = ep->slot[0].stack;
+  ep->rank = rank;
+  ep->dynamic = vsx_stack_find(ep->stack, "intra") != NULL;
+  ep->has_xfer = vsx_stack_find(ep->stack, "xfer") != NULL;
+  if (!ep->dynamic) ep->view.flags |= VSX_VIEW_STATIC;
+  ep->primary = is_primary(ep, &ep->view);
+  if (ep->primary_cnt && ep->primary) ep->view.flags |= VSX_VIEW_PRIMARY;
+  if ((err = open_trace(ep, opts))) goto fail_stack;
+  if (!ep->dynamic || !ep->has_xfer) {
+    /* Usable at once, as in the core release; the view callback (if
+       any) runs at the first poll. */
+    ep->ready = 1;
+    ep->stats.views++;
+    vsx_trace_view(ep->trace, &ep->view);
+  } else {
+    ep->app_blocked = 1; /* until the first view callback */
+  }
+  ep->init_pending = 1;
   *out = ep;
   return VSX_OK;
 
+fail_stack:
+  free_slot(&ep->slot[0]);
 fail_evpool:
   vsx_evpool_destroy(ep->evpool);
 fail_transport:
@@ -188,20 +482,41 @@ fail_free:
 void vsx_endpoint_destroy(vsx_endpoint_t *ep) {
   if (!ep) return;
   vsx_endpoint_detach(ep);
-  vsx_stack_destroy(ep->stack);
+  vsx_trace_exit(ep->trace, "stop");
+  vsx_trace_close(ep->trace);
+  for (int i = 0; i < 2; i++)
+    if (ep->slot[i].stack) free_slot(&ep->slot[i]);
   for (uint32_t i = 0; i < ep->tx_cnt; i++) vsx_iovl_free(&ep->tx[i].iovl);
   vsx_evpool_destroy(ep->evpool);
   ep->tops->destroy(ep->tstate);
+  free(ep->xfer_buf);
   free(ep);
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+int vsx_endpoint_can_send(const vsx_endpoint_t *ep) {
+  if (ep->exited || ep->leaving)
+    return vsx_fail(VSX_ERR_STATE, "endpoint %s: %s the group; create a new endpoint to join again", ep->name,
+                    ep->exited ? "has left" : "is leaving");
+  if (ep->app_blocked || !ep->ready)
+    return vsx_fail(VSX_ERR_BLOCKED, "endpoint %s: the view is changing; wait for the view callback", ep->name);
+  if (!ep->primary)
+    return vsx_fail(VSX_ERR_BLOCKED, "endpoint %s: view %llu is not primary (it holds no majority of the %u "
+                    "configured members); wait for a view callback with VSX_VIEW_PRIMARY", ep->name,
+                    (unsigned long long)ep->view.ltime, ep->primary_cnt);
+  return VSX_OK;
 }
 
 /* submit copies the message in and injects it at the top of the stack. */
 static int submit(vsx_endpoint_t *ep, uint16_t type, int32_t peer, vsx_svc_t svc, const void *data, size_t len) {
   if (!data && len) return vsx_fail(VSX_ERR_INVAL, "endpoint: data is NULL with len %zu", len);
-  uint32_t max = ep->has_frag ? ep->opts.max_msg ? ep->opts.max_msg : 1u << 20 : ep->chunk_sz;
+  uint32_t max = ep->has_frag ? ep->max_msg : ep->chunk_sz;
   if (len > max)
     return vsx_fail(VSX_ERR_TOOBIG, "endpoint: message of %zu bytes exceeds the maximum %u%s", len, max,
                     ep->has_frag ? " (raise opts.max_msg)" : " (add the frag layer to the stack)");
+  int err = vsx_endpoint_can_send(ep);
+  if (err) { ep->stats.refused_blocked++; return err; }
   if (vsx_stack_flow_blocked(ep->stack)) { ep->stats.refused_again++; return VSX_ERR_AGAIN; }
   vsx_event_t *ev = vsx_evpool_alloc(ep->evpool, type, 1);
   if (!ev) { ep->stats.refused_again++; return VSX_ERR_AGAIN; }
@@ -218,10 +533,12 @@ static int submit(vsx_endpoint_t *ep, uint16_t type, int32_t peer, vsx_svc_t svc
   return VSX_OK;
 }
 
+static uint32_t stack_caps(const vsx_endpoint_t *ep) { return ep->stack ? vsx_stack_caps(ep->stack) : 0; }
+
 int vsx_endpoint_cast(vsx_endpoint_t *ep, vsx_svc_t svc, const void *data, size_t len) {
   if (svc != VSX_SVC_FIFO && svc != VSX_SVC_TOTAL && svc != VSX_SVC_SAFE)
     return vsx_fail(VSX_ERR_INVAL, "endpoint: cast service must be fifo, total or safe (got %d)", (int)svc);
-  if (svc != VSX_SVC_FIFO && !(vsx_stack_caps(ep->stack) & VSX_CAP_TOTAL_ORDER))
+  if (svc != VSX_SVC_FIFO && !(stack_caps(ep) & VSX_CAP_TOTAL_ORDER))
     return vsx_fail(VSX_ERR_NOTSUP, "endpoint: stack '%s' has no total-order layer; cast with VSX_SVC_FIFO", ep->spec);
   int err = submit(ep, VSX_EV_CAST, -1, svc, data, len);
   if (!err) ep->stats.casts++;
@@ -236,9 +553,45 @@ int vsx_endpoint_send(vsx_endpoint_t *ep, uint32_t rank, const void *data, size_
   return err;
 }
 
+int vsx_endpoint_leave(vsx_endpoint_t *ep) {
+  if (ep->exited || ep->leaving)
+    return vsx_fail(VSX_ERR_STATE, "endpoint %s: %s", ep->name, ep->exited ? "has left the group already" : "is leaving already");
+  if (!ep->dynamic) { ep->leaving = 1; do_exit(ep, "leave"); return VSX_OK; }
+  vsx_event_t *ev = vsx_evpool_alloc(ep->evpool, VSX_EV_LEAVE, 0);
+  if (!ev) return vsx_fail(VSX_ERR_AGAIN, "endpoint %s: no event record free to leave; try again", ep->name);
+  ep->leaving = 1;
+  do_block(ep); /* leaving is a view change: the block callback runs now */
+  vsx_stack_dn(ep->stack, ev);
+  flush_tx(ep);
+  return VSX_OK;
+}
+
+/* ---- driving ---------------------------------------------------------------------- */
+
+/* route picks the stack a received datagram belongs to: the lingering
+   one if it carries that stack's instance, else the current one (which
+   drops other instances as stale, and takes gossip of any instance). */
+static ep_slot_t *route(vsx_endpoint_t *ep, const vsx_iovl_t *l) {
+  ep_slot_t *old = &ep->slot[ep->cur ^ 1];
+  if (!old->stack) return &ep->slot[ep->cur];
+  uint8_t raw[sizeof(vsx_wire_hdr_t)];
+  if (vsx_iovl_peek(l, raw, sizeof raw)) return &ep->slot[ep->cur];
+  vsx_wire_hdr_t h;
+  vsx_wire_decode(&h, raw);
+  return h.kind != VSX_WIRE_GOSSIP && h.instance == old->instance ? old : &ep->slot[ep->cur];
+}
+
 int vsx_endpoint_poll(vsx_endpoint_t *ep) {
   vsx_datagram_t dgs[RX_BATCH];
   uint32_t total = 0, cnt;
+  if (ep->init_pending) {
+    ep->init_pending = 0;
+    if (ep->dynamic) {
+      if (!inject(ep, &ep->slot[ep->cur], VSX_EV_INIT, 0, 0)) ep->init_pending = 1;
+    } else if (ep->opts.cbs.view) {
+      ep->opts.cbs.view(ep->opts.user, ep, &ep->view, ep->rank);
+    }
+  }
   do {
     cnt = 0;
     if (ep->tops->recv_batch(ep->tstate, dgs, RX_BATCH, &cnt)) break;
@@ -247,21 +600,44 @@ int vsx_endpoint_poll(vsx_endpoint_t *ep) {
       vsx_event_t *ev = vsx_evpool_alloc(ep->evpool, VSX_EV_CAST, 0);
       if (!ev) { ep->stats.rx_no_event++; vsx_iovl_free(&dgs[i].iovl); continue; }
       ev->iovl = dgs[i].iovl;
-      vsx_stack_up(ep->stack, ev);
+      vsx_stack_t *to = route(ep, &ev->iovl)->stack;
+      if (to) vsx_stack_up(to, ev);
+      else vsx_evpool_free(ep->evpool, ev); /* exited, and its last stack freed */
     }
     total += cnt;
     ep->stats.rx_datagrams += cnt;
     flush_tx(ep);
   } while (cnt == RX_BATCH && total < RX_BUDGET);
-  uint64_t alarm = vsx_stack_next_alarm(ep->stack);
-  if (alarm && alarm <= clock_now(ep)) vsx_stack_alarms(ep->stack);
+  uint64_t now = clock_now(ep);
+  ep_slot_t *order[2] = { &ep->slot[ep->cur ^ 1], &ep->slot[ep->cur] }; /* the old one first: it may be freed */
+  for (int i = 0; i < 2; i++) {
+    ep_slot_t *sl = order[i];
+    if (!sl->stack) continue;
+    if (sl->linger_until && now >= sl->linger_until && (sl->stack != ep->stack || ep->exited)) {
+      if (sl->stack == ep->stack) ep->stack = NULL; /* exited: nothing left */
+      free_slot(sl);
+      continue;
+    }
+    uint64_t alarm = vsx_stack_next_alarm(sl->stack);
+    if (alarm && alarm <= now) vsx_stack_alarms(sl->stack);
+  }
   flush_tx(ep);
+  vsx_trace_tick(ep->trace);
   return (int)total;
 }
 
 uint64_t vsx_endpoint_next_alarm(const vsx_endpoint_t *ep) {
-  uint64_t a = vsx_stack_next_alarm(ep->stack);
-  if (ep->tx_cnt) { uint64_t soon = clock_now(ep) + 50000; if (!a || soon < a) a = soon; } /* retry refused sends */
+  uint64_t a = 0, now = 0;
+  if (ep->init_pending || ep->tx_cnt) now = clock_now(ep);
+  if (ep->init_pending) a = now;
+  for (int i = 0; i < 2; i++) {
+    const ep_slot_t *sl = &ep->slot[i];
+    if (!sl->stack) continue;
+    uint64_t t = vsx_stack_next_alarm(sl->stack);
+    if (sl->linger_until && (!t || sl->linger_until < t)) t = sl->linger_until;
+    if (t && (!a || t < a)) a = t;
+  }
+  if (ep->tx_cnt) { uint64_t soon = now + 50000; if (!a || soon < a) a = soon; } /* retry refused sends */
   return a;
 }
 
@@ -272,7 +648,7 @@ int vsx_endpoint_fd(const vsx_endpoint_t *ep) { return ep->tops->poll_fd(ep->tst
 static void rearm(vsx_endpoint_t *ep) {
   uint64_t alarm = vsx_endpoint_next_alarm(ep), now = clock_now(ep);
   ev_timer_stop(ep->loop, &ep->timer);
-  if (!alarm) return;
+  if (!alarm) alarm = now + 1000000000ull; /* the trace flushes every second */
   ev_timer_set(&ep->timer, alarm > now ? (double)(alarm - now) / 1e9 : 0.0, 0.0);
   ev_timer_start(ep->loop, &ep->timer);
 }
@@ -352,9 +728,15 @@ void vsx_endpoint_stop(vsx_endpoint_t *ep) {
 uint32_t vsx_endpoint_rank(const vsx_endpoint_t *ep) { return ep->rank; }
 uint64_t vsx_endpoint_eid(const vsx_endpoint_t *ep) { return ep->eid; }
 const vsx_view_t *vsx_endpoint_view(const vsx_endpoint_t *ep) { return &ep->view; }
-int vsx_endpoint_flow_blocked(const vsx_endpoint_t *ep) { return vsx_stack_flow_blocked(ep->stack); }
+int vsx_endpoint_flow_blocked(const vsx_endpoint_t *ep) { return ep->stack && vsx_stack_flow_blocked(ep->stack); }
+int vsx_endpoint_primary(const vsx_endpoint_t *ep) { return ep->primary; }
+vsx_trace_t *vsx_endpoint_trace(vsx_endpoint_t *ep) { return ep->trace; }
 vsx_stack_t *vsx_endpoint_stack(vsx_endpoint_t *ep) { return ep->stack; }
 vsx_bufpool_t *vsx_endpoint_pool(vsx_endpoint_t *ep) { return ep->pool; }
 vsx_evpool_t *vsx_endpoint_evpool(vsx_endpoint_t *ep) { return ep->evpool; }
 uint32_t vsx_endpoint_chunk_sz(const vsx_endpoint_t *ep) { return ep->chunk_sz; }
-void vsx_endpoint_get_stats(const vsx_endpoint_t *ep, vsx_endpoint_stats_t *out) { *out = ep->stats; }
+void vsx_endpoint_get_stats(const vsx_endpoint_t *ep, vsx_endpoint_stats_t *out) {
+  *out = ep->stats;
+  for (int i = 0; i < 2; i++)
+    if (ep->slot[i].stack) out->casts_after_block += vsx_stack_stat(ep->slot[i].stack, "mnak", "cast_after_block");
+}

@@ -99,6 +99,11 @@ uint64_t vsx_evpool_exhausted_cnt(const vsx_evpool_t *p) { return p->exhausted_c
 const char *vsx_ev_type_name(uint16_t type) {
   static const char *const names[VSX_EV_TYPE_CNT] = {
     [VSX_EV_CAST] = "CAST", [VSX_EV_SEND] = "SEND", [VSX_EV_STABLE] = "STABLE", [VSX_EV_FLOW] = "FLOW",
+    [VSX_EV_GOSSIP] = "GOSSIP", [VSX_EV_INIT] = "INIT", [VSX_EV_CLOSE] = "CLOSE", [VSX_EV_SUSPECT] = "SUSPECT",
+    [VSX_EV_FAIL] = "FAIL", [VSX_EV_LEAVE] = "LEAVE", [VSX_EV_BLOCK] = "BLOCK", [VSX_EV_BLOCK_OK] = "BLOCK_OK",
+    [VSX_EV_SYNC] = "SYNC", [VSX_EV_FLUSH] = "FLUSH", [VSX_EV_SYNCED] = "SYNCED", [VSX_EV_FLUSH_OK] = "FLUSH_OK",
+    [VSX_EV_VIEW] = "VIEW", [VSX_EV_PREPARE] = "PREPARE", [VSX_EV_MERGE] = "MERGE", [VSX_EV_XFER] = "XFER",
+    [VSX_EV_XFER_PUT] = "XFER_PUT", [VSX_EV_XFER_DONE] = "XFER_DONE", [VSX_EV_READY] = "READY", [VSX_EV_EXIT] = "EXIT",
   };
   return type < VSX_EV_TYPE_CNT && names[type] ? names[type] : "?";
 }

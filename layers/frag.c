@@ -15,7 +15,9 @@
    endpoint copies application data into buffers of payload_max - 64 bytes,
    so each fragment is exactly one buffer and the headers below land in
    its headroom.  If event records run short mid-message the whole message
-   is parked and cut later, never half sent. */
+   is parked and cut later, never half sent.  A Dn BLOCK_OK (the view is
+   ending) waits behind parked messages, so they are all sent in the view
+   that accepted them. */
 #include "vsx/layer.h"
 #include "evq.h"
 #include <arpa/inet.h>
@@ -42,6 +44,7 @@ typedef struct frag {
   uint32_t max_msg;
   uint32_t frag_sz;                /* payload bytes per fragment     */
   vsx_evq_t parked;                /* messages waiting for records   */
+  vsx_evq_t block_oks;             /* BLOCK_OKs waiting behind them  */
   reasm_t in[VSX_MEMBERS_MAX][2];  /* [origin][0 cast, 1 send]       */
   size_t ends[FRAG_MAX_PER_MSG];   /* scratch for send_fragments     */
   vsx_event_t *parts[FRAG_MAX_PER_MSG];
@@ -59,6 +62,7 @@ static int frag_init(vsx_layer_ctx_t *ctx) {
 static void frag_fini(vsx_layer_ctx_t *ctx) {
   frag_t *s = ctx->state;
   vsx_evq_free_all(ctx, &s->parked);
+  vsx_evq_free_all(ctx, &s->block_oks);
   for (uint32_t r = 0; r < VSX_MEMBERS_MAX; r++)
     for (int k = 0; k < 2; k++) vsx_iovl_free(&s->in[r][k].acc);
 }
@@ -145,6 +149,14 @@ static void drain_parked(vsx_layer_ctx_t *ctx) {
   }
   vsx_flow_block(ctx, s->parked.cnt > 0);
   if (s->parked.cnt) vsx_timer_soon(ctx, vsx_now(ctx) + 1000000ull);
+  while (!s->parked.cnt && (ev = vsx_evq_pop(&s->block_oks))) vsx_pass_dn(ctx, ev);
+}
+
+/* DN BLOCK_OK: goes on once nothing is parked.  Others pass. */
+static void frag_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  if (ev->type == VSX_EV_BLOCK_OK && s->parked.cnt) { vsx_evq_push(&s->block_oks, ev); return; }
+  vsx_pass_dn(ctx, ev);
 }
 
 /* DN CAST/SEND: small messages get a WHOLE header; large ones are cut. */
@@ -176,6 +188,14 @@ static void frag_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   frag_hdr_t h;
   uint32_t r = (uint32_t)ev->peer;
   if (vsx_hdr_pop(ev, &h, sizeof h) || r >= ctx->member_cnt) goto malformed;
+  /* UNREL: never fragmented, and not part of the reliable stream: it may
+     arrive between the fragments of a reliable message, so it must not
+     touch the reassembly slot. */
+  if (ev->flags & VSX_EVF_UNREL) {
+    if (h.kind != KIND_WHOLE) goto malformed;
+    vsx_pass_up(ctx, ev);
+    return;
+  }
   reasm_t *ra = &s->in[r][ev->type == VSX_EV_SEND];
   switch (h.kind) {
   case KIND_WHOLE: /* WHOLE: pass; a half-built message before it is broken */
@@ -231,5 +251,5 @@ const vsx_layer_ops_t vsx_layer_frag = {
   .state_sz = sizeof(frag_t), .provides = VSX_CAP_LARGE_MSG, .clears = VSX_CAP_CAST_UNITS,
   .needs_below = VSX_CAP_RELIABLE_CAST | VSX_CAP_RELIABLE_SEND,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
-  .init = frag_init, .fini = frag_fini, .up = frag_up, .dn = frag_dn, .timer = frag_timer, .dump = frag_dump,
+  .init = frag_init, .fini = frag_fini, .up = frag_up, .dn = frag_dn, .dnnm = frag_dnnm, .timer = frag_timer, .dump = frag_dump,
 };

@@ -19,7 +19,21 @@
    the origin (rate-limited per origin, repeated from the timer while the
    gap lasts).  The sender's window bounds how far it may run ahead of
    stability; a full window parks casts in a FIFO and blocks the
-   application (back-pressure), never drops them. */
+   application (back-pressure), never drops them.
+
+   The view-change flush (docs/membership.md) uses four events:
+   - Dn FAIL (one per flush attempt): the casts of failed origins are
+     frozen where delivery stands (cap = next): until the attempt agrees
+     how many of them survivors deliver, none more is delivered here.
+   - Dn BLOCK_OK: the application is blocked.  Parked casts are sent
+     first, then BLOCK_OK goes on; reliable casts after it are refused
+     (cast_after_block), so my count is final.  On its bounce up it is
+     stamped with x.vec.lo[r] = casts of r delivered here (mine: sent).
+   - Dn SYNC: the agreed counts.  Every origin is capped at exactly
+     x.vec.lo[r] (never below what was delivered: asserted), missing casts
+     are asked from rank x.vec.hi[r] (a survivor that has them), and the
+     event is held until every origin is delivered up to its cap; then it
+     goes on and bounces up to vsync. */
 #include "vsx/layer.h"
 #include "evq.h"
 #include <arpa/inet.h>
@@ -31,16 +45,20 @@ typedef struct mnak_hdr { uint8_t kind, rsvd; uint16_t origin; uint32_t a, b; } 
 _Static_assert(sizeof(mnak_hdr_t) == 12, "mnak header is 12 bytes");
 
 enum { ST_CASTS, ST_DELIVERED, ST_DUPS, ST_OUT_OF_WINDOW, ST_NAKS_SENT, ST_NAKS_RECV, ST_RETRANS,
-       ST_PARKED, ST_MALFORMED, ST_NO_EVENT, ST_CNT };
+       ST_PARKED, ST_MALFORMED, ST_NO_EVENT, ST_CAST_AFTER_BLOCK, ST_SYNCS, ST_CNT };
 static const char *const stat_names[ST_CNT] = {
   "casts", "delivered", "duplicates", "out_of_window", "naks_sent", "naks_recv", "retransmitted",
-  "parked", "malformed", "no_event" };
+  "parked", "malformed", "no_event", "cast_after_block", "syncs" };
+_Static_assert(ST_CNT <= VSX_LAYER_STATS_MAX, "mnak: too many counters");
 
 typedef struct origin {
   vsx_window_t win;   /* casts of this origin, from stable up          */
   uint32_t next;      /* me: next seqno to send; others: next to deliver */
   uint32_t known;     /* seqnos below this are known to exist            */
   uint32_t stable;    /* seqnos below this every member has              */
+  uint32_t cap;       /* deliver only seqnos below this (flush)          */
+  uint32_t nak_to;    /* rank asked for missing casts: the origin, or
+                         after a SYNC a survivor that has them          */
   uint64_t nak_ns;    /* when we last asked this origin                  */
 } origin_t;
 
@@ -49,6 +67,10 @@ typedef struct mnak {
   uint64_t nak_gap_ns; /* minimum time between NAKs to one origin        */
   uint32_t nak_burst;  /* seqnos retransmitted per NAK                   */
   vsx_evq_t parked;    /* my casts waiting for window space or an event  */
+  int blocking;        /* BLOCK_OK arrived: no new reliable casts        */
+  vsx_evq_t block_oks; /* BLOCK_OKs held until parked is empty           */
+  vsx_event_t *sync;   /* SYNC held until every origin reaches its cap   */
+  uint64_t failed;     /* origins frozen by FAIL                         */
   origin_t o[VSX_MEMBERS_MAX];
 } mnak_t;
 
@@ -59,9 +81,11 @@ static void encode(void *at, uint8_t kind, uint32_t origin, uint32_t a, uint32_t
 
 static void mnak_dump(vsx_layer_ctx_t *ctx, FILE *out) {
   mnak_t *s = ctx->state;
-  fprintf(out, "    parked %u\n", s->parked.cnt);
+  fprintf(out, "    parked %u%s%s failed %llx\n", s->parked.cnt, s->blocking ? " blocking" : "", s->sync ? " syncing" : "",
+          (unsigned long long)s->failed);
   for (uint32_t r = 0; r < ctx->member_cnt; r++)
-    fprintf(out, "    origin %u: next %u known %u stable %u\n", r, s->o[r].next, s->o[r].known, s->o[r].stable);
+    fprintf(out, "    origin %u: next %u known %u stable %u cap %u nak_to %u\n", r, s->o[r].next, s->o[r].known,
+            s->o[r].stable, s->o[r].cap, s->o[r].nak_to);
 }
 
 static int mnak_init(vsx_layer_ctx_t *ctx) {
@@ -72,6 +96,8 @@ static int mnak_init(vsx_layer_ctx_t *ctx) {
   if (s->window < 2 || s->window > (1u << 20)) return vsx_fail(VSX_ERR_INVAL, "mnak: window=%u outside [2, 2^20]", s->window);
   if (!s->nak_burst) return vsx_fail(VSX_ERR_INVAL, "mnak: nak_burst must be > 0");
   for (uint32_t r = 0; r < ctx->member_cnt; r++) {
+    s->o[r].cap = UINT32_MAX;
+    s->o[r].nak_to = r;
     /* Receivers may learn stability later than the sender does, so their
        windows are twice the sender's. */
     if (vsx_window_init(&s->o[r].win, r == ctx->rank ? s->window : 2 * s->window))
@@ -83,6 +109,9 @@ static int mnak_init(vsx_layer_ctx_t *ctx) {
 static void mnak_fini(vsx_layer_ctx_t *ctx) {
   mnak_t *s = ctx->state;
   vsx_evq_free_all(ctx, &s->parked);
+  vsx_evq_free_all(ctx, &s->block_oks);
+  if (s->sync) vsx_ev_free(ctx, s->sync);
+  s->sync = NULL;
   for (uint32_t r = 0; r < ctx->member_cnt; r++) vsx_window_fini(&s->o[r].win);
 }
 
@@ -125,6 +154,18 @@ static void drain_parked(vsx_layer_ctx_t *ctx) {
   origin_t *me = &s->o[ctx->rank];
   vsx_flow_block(ctx, s->parked.cnt > 0 || me->next - me->stable >= s->window);
   if (s->parked.cnt) vsx_timer_soon(ctx, vsx_now(ctx) + s->nak_gap_ns);
+  while (!s->parked.cnt && (ev = vsx_evq_pop(&s->block_oks))) vsx_pass_dn(ctx, ev); /* my count is final */
+}
+
+/* check_sync lets a held SYNC go on once every origin is delivered up to
+   its cap: this member has delivered exactly what the flush agreed on. */
+static void check_sync(vsx_layer_ctx_t *ctx) {
+  mnak_t *s = ctx->state;
+  if (!s->sync) return;
+  for (uint32_t r = 0; r < ctx->member_cnt; r++)
+    if (r != ctx->rank && s->o[r].next != s->o[r].cap) return;
+  vsx_pass_dn(ctx, s->sync);
+  s->sync = NULL;
 }
 
 /* deliver_ready passes up, in order, every stored cast of origin r that
@@ -133,7 +174,7 @@ static void deliver_ready(vsx_layer_ctx_t *ctx, uint32_t r) {
   mnak_t *s = ctx->state;
   origin_t *o = &s->o[r];
   vsx_iovl_t *l;
-  while ((l = vsx_window_get(&o->win, o->next))) {
+  while (o->next < o->cap && (l = vsx_window_get(&o->win, o->next))) {
     vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
     if (!ev || vsx_iovl_copy(&ev->iovl, l)) {
       if (ev) vsx_ev_free(ctx, ev);
@@ -154,26 +195,27 @@ static void deliver_ready(vsx_layer_ctx_t *ctx, uint32_t r) {
 static void send_naks(vsx_layer_ctx_t *ctx, uint32_t r, uint64_t now) {
   mnak_t *s = ctx->state;
   origin_t *o = &s->o[r];
-  if (o->next >= o->known) return;
+  uint32_t want = o->known < o->cap ? o->known : o->cap; /* never ask past a flush's cap */
+  if (o->next >= want || o->nak_to == ctx->rank) return;
   vsx_timer_soon(ctx, now + s->nak_gap_ns); /* keep asking while the gap lasts */
   if (o->nak_ns && now - o->nak_ns < s->nak_gap_ns) return;
   o->nak_ns = now;
   uint32_t lo = o->next, holes = 0;
-  while (lo < o->known && holes < 4) {
+  while (lo < want && holes < 4) {
     uint32_t hi = lo;
-    while (hi + 1 < o->known && hi + 1 - lo < s->nak_burst && !vsx_window_has(&o->win, hi + 1)) hi++;
+    while (hi + 1 < want && hi + 1 - lo < s->nak_burst && !vsx_window_has(&o->win, hi + 1)) hi++;
     vsx_event_t *nak = vsx_ev_alloc(ctx, VSX_EV_SEND);
     if (!nak) { ctx->stats[ST_NO_EVENT]++; return; }
     void *at = vsx_hdr_push(ctx, nak, sizeof(mnak_hdr_t));
     if (!at) { vsx_ev_free(ctx, nak); return; }
     encode(at, KIND_NAK, r, lo, hi);
-    nak->peer = (int32_t)r;
+    nak->peer = (int32_t)o->nak_to;
     nak->flags = VSX_EVF_UNREL;
     ctx->stats[ST_NAKS_SENT]++;
     vsx_pass_dn(ctx, nak);
     holes++;
     lo = hi + 1;
-    while (lo < o->known && vsx_window_has(&o->win, lo)) lo++;
+    while (lo < want && vsx_window_has(&o->win, lo)) lo++;
   }
 }
 
@@ -204,7 +246,7 @@ static void recv_data(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint32_t r, uint32_
   if (!vsx_window_fits(&o->win, seq)) { ctx->stats[ST_OUT_OF_WINDOW]++; vsx_ev_free(ctx, ev); return; }
   if (vsx_window_put(&o->win, seq, &ev->iovl)) { ctx->stats[ST_NO_EVENT]++; vsx_ev_free(ctx, ev); return; }
   if (seq + 1 > o->known) o->known = seq + 1;
-  if (seq == o->next) {
+  if (seq == o->next && seq < o->cap) {
     vsx_hdr_pop(ev, NULL, sizeof(mnak_hdr_t));
     ev->type = VSX_EV_CAST;
     ev->peer = (int32_t)r;
@@ -217,6 +259,7 @@ static void recv_data(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint32_t r, uint32_
   }
   deliver_ready(ctx, r);
   send_naks(ctx, r, vsx_now(ctx));
+  check_sync(ctx);
 }
 
 /* UP CAST/SEND: dispatch on the header kind. */
@@ -256,6 +299,12 @@ static void mnak_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
 static void mnak_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   mnak_t *s = ctx->state;
   if (ev->type == VSX_EV_CAST && !(ev->flags & VSX_EVF_UNREL)) {
+    if (s->blocking) { /* after BLOCK_OK my count is final: a bug above */
+      ctx->stats[ST_CAST_AFTER_BLOCK]++;
+      vsx_log(0, "mnak: rank %u: reliable cast after BLOCK_OK dropped (a layer above casts while blocked)", ctx->rank);
+      vsx_ev_free(ctx, ev);
+      return;
+    }
     if (s->parked.cnt || !send_cast(ctx, ev)) {
       ctx->stats[ST_PARKED]++;
       vsx_evq_push(&s->parked, ev);
@@ -269,11 +318,37 @@ static void mnak_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   vsx_pass_dn(ctx, ev);
 }
 
-/* DN STABLE: free what every member has, learn what exists, ask for it. */
+/* sync_caps applies a SYNC: every origin capped at exactly the agreed
+   count, missing casts asked from the survivor named for it. */
+static void sync_caps(vsx_layer_ctx_t *ctx, const vsx_event_t *ev) {
+  mnak_t *s = ctx->state;
+  for (uint32_t r = 0; r < ctx->member_cnt; r++) {
+    origin_t *o = &s->o[r];
+    uint64_t cap = ev->x.vec.lo[r], from = ev->x.vec.hi[r];
+    if (r == ctx->rank) { /* my count was final when I reported it */
+      VSX_ASSERT(cap == o->next);
+      continue;
+    }
+    /* Virtual synchrony rests on this: nobody delivered more than the
+       flush agreed on (frozen origins stopped where they stood). */
+    VSX_ASSERT(cap >= o->next);
+    VSX_ASSERT(cap < UINT32_MAX);
+    o->cap = (uint32_t)cap;
+    o->nak_to = from < ctx->member_cnt && from != ctx->rank ? (uint32_t)from : r;
+    o->nak_ns = 0;
+    if (o->cap > o->known) o->known = o->cap;
+  }
+}
+
+/* DN STABLE: free what every member has, learn what exists, ask for it.
+   DN FAIL: freeze the failed origins.  DN BLOCK_OK: held until my parked
+   casts are out.  DN SYNC: cap, fetch, hold until caught up. */
 static void mnak_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   mnak_t *s = ctx->state;
-  if (ev->type == VSX_EV_STABLE) {
-    uint64_t now = vsx_now(ctx);
+  uint64_t now;
+  switch (ev->type) {
+  case VSX_EV_STABLE: /* STABLE: release, learn tails, NAK */
+    now = vsx_now(ctx);
     for (uint32_t r = 0; r < ctx->member_cnt; r++) {
       origin_t *o = &s->o[r];
       uint32_t lo = (uint32_t)ev->x.vec.lo[r], hi = (uint32_t)ev->x.vec.hi[r];
@@ -283,8 +358,42 @@ static void mnak_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
       if (r != ctx->rank) send_naks(ctx, r, now);
     }
     drain_parked(ctx);
+    break;
+  case VSX_EV_FAIL: /* FAIL: a new flush attempt: freeze every failed origin where it stands */
+    /* All of them, not only the new ones: an earlier attempt's SYNC may
+       have raised their caps, and this attempt's counts must be final. */
+    for (uint32_t r = 0; r < ctx->member_cnt; r++) {
+      if (!((ev->u64a >> r) & 1) || r == ctx->rank) continue;
+      if (s->o[r].cap > s->o[r].next) s->o[r].cap = s->o[r].next;
+    }
+    s->failed |= ev->u64a;
+    if (s->sync) { vsx_pass_dn(ctx, s->sync); s->sync = NULL; } /* that attempt is over: vsync drops it */
+    break;
+  case VSX_EV_BLOCK_OK: /* BLOCK_OK: my parked casts go first */
+    s->blocking = 1;
+    if (s->parked.cnt) { vsx_evq_push(&s->block_oks, ev); return; }
+    break;
+  case VSX_EV_SYNC: /* SYNC: cap every origin, fetch what is missing, hold */
+    if (s->sync) vsx_pass_dn(ctx, s->sync); /* superseded */
+    sync_caps(ctx, ev);
+    s->sync = ev;
+    ctx->stats[ST_SYNCS]++;
+    now = vsx_now(ctx);
+    for (uint32_t r = 0; r < ctx->member_cnt; r++)
+      if (r != ctx->rank) { deliver_ready(ctx, r); send_naks(ctx, r, now); }
+    check_sync(ctx);
+    return;
   }
   vsx_pass_dn(ctx, ev);
+}
+
+/* UP BLOCK_OK (bounced): stamp the counts vsync reports. */
+static void mnak_upnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  mnak_t *s = ctx->state;
+  if (ev->type == VSX_EV_BLOCK_OK) {
+    for (uint32_t r = 0; r < ctx->member_cnt; r++) ev->x.vec.lo[r] = s->o[r].next;
+  }
+  vsx_pass_up(ctx, ev);
 }
 
 /* TIMER: retry parked casts and stalled deliveries, repeat NAKs. */
@@ -295,6 +404,7 @@ static void mnak_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
     deliver_ready(ctx, r);
     send_naks(ctx, r, now);
   }
+  check_sync(ctx);
 }
 
 const vsx_layer_ops_t vsx_layer_mnak = {
@@ -303,6 +413,6 @@ const vsx_layer_ops_t vsx_layer_mnak = {
   .provides = VSX_CAP_RELIABLE_CAST | VSX_CAP_CAST_UNITS, .needs_below = VSX_CAP_DATAGRAM,
   .needs_above = VSX_CAP_STABILITY,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
-  .init = mnak_init, .fini = mnak_fini, .up = mnak_up, .dn = mnak_dn, .dnnm = mnak_dnnm,
+  .init = mnak_init, .fini = mnak_fini, .up = mnak_up, .dn = mnak_dn, .upnm = mnak_upnm, .dnnm = mnak_dnnm,
   .timer = mnak_timer, .dump = mnak_dump,
 };

@@ -20,7 +20,11 @@
    one sweep.  A member that still sees something unstable says so in its
    gossip, and everyone answers with a gossip of their own next sweep:
    otherwise a member whose copy of some row is old would wait forever for
-   members that, from where they stand, have nothing left to say. */
+   members that, from where they stand, have nothing left to say.
+
+   Dn FAIL (a view change is under way): the rows of failed members no
+   longer count, so what every survivor has becomes stable and senders'
+   windows open again (a full window would otherwise stall the flush). */
 #include "vsx/layer.h"
 #include <arpa/inet.h>
 #include <string.h>
@@ -38,6 +42,7 @@ typedef struct stable {
   uint64_t sweep_ns;
   int changed;                 /* my row or a merge changed something    */
   int asked;                   /* someone behind wants our rows          */
+  uint64_t failed;             /* rows that no longer count (Dn FAIL)    */
   uint32_t row[VSX_MEMBERS_MAX][VSX_MEMBERS_MAX]; /* row[r][o]: casts of o r has */
   uint32_t lo[VSX_MEMBERS_MAX], hi[VSX_MEMBERS_MAX]; /* last told below  */
 } stable_t;
@@ -65,6 +70,7 @@ static void emit(vsx_layer_ctx_t *ctx) {
     lo[o] = UINT32_MAX;
     hi[o] = 0;
     for (uint32_t r = 0; r < ctx->member_cnt; r++) {
+      if (r != ctx->rank && ((s->failed >> r) & 1)) continue;
       if (s->row[r][o] < lo[o]) lo[o] = s->row[r][o];
       if (s->row[r][o] > hi[o]) hi[o] = s->row[r][o];
     }
@@ -151,6 +157,16 @@ static void stable_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
 
 /* TIMER: gossip my row if it changed, something is unstable, or someone
    asked. */
+/* DN FAIL: failed members' rows stop counting; recompute.  Others pass. */
+static void stable_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  stable_t *s = ctx->state;
+  if (ev->type == VSX_EV_FAIL && (ev->u64a & ~s->failed)) {
+    s->failed |= ev->u64a;
+    emit(ctx);
+  }
+  vsx_pass_dn(ctx, ev);
+}
+
 static void stable_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
   stable_t *s = ctx->state;
   int unstable = 0;
@@ -169,5 +185,5 @@ const vsx_layer_ops_t vsx_layer_stable = {
   .state_sz = sizeof(stable_t), .provides = VSX_CAP_STABILITY,
   .needs_below = VSX_CAP_RELIABLE_CAST | VSX_CAP_CAST_UNITS,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
-  .init = stable_init, .up = stable_up, .dn = stable_dn, .timer = stable_timer, .dump = stable_dump,
+  .init = stable_init, .up = stable_up, .dn = stable_dn, .dnnm = stable_dnnm, .timer = stable_timer, .dump = stable_dump,
 };

@@ -26,12 +26,14 @@ struct vsx_stack {
 /* ---- registry ------------------------------------------------------------ */
 
 extern const vsx_layer_ops_t vsx_layer_top, vsx_layer_chk_fifo, vsx_layer_frag, vsx_layer_stable,
-    vsx_layer_pt2pt, vsx_layer_mnak, vsx_layer_drop, vsx_layer_bottom, vsx_layer_bundle;
+    vsx_layer_pt2pt, vsx_layer_mnak, vsx_layer_drop, vsx_layer_bottom, vsx_layer_bundle, vsx_layer_seqbb,
+    vsx_layer_suspect, vsx_layer_vsync, vsx_layer_intra, vsx_layer_inter, vsx_layer_xfer;
 
 #define REGISTRY_MAX 64
 static const vsx_layer_ops_t *registry[REGISTRY_MAX] = {
   &vsx_layer_top, &vsx_layer_chk_fifo, &vsx_layer_frag, &vsx_layer_stable,
-  &vsx_layer_pt2pt, &vsx_layer_mnak, &vsx_layer_drop, &vsx_layer_bottom, &vsx_layer_bundle,
+  &vsx_layer_pt2pt, &vsx_layer_mnak, &vsx_layer_drop, &vsx_layer_bottom, &vsx_layer_bundle, &vsx_layer_seqbb,
+  &vsx_layer_suspect, &vsx_layer_vsync, &vsx_layer_intra, &vsx_layer_inter, &vsx_layer_xfer,
 };
 
 int vsx_layer_register(const vsx_layer_ops_t *ops) {

@@ -95,14 +95,20 @@ static void sink_dn(void *o, vsx_event_t *ev) {
   vsx_evpool_free(n->evp, ev);
 }
 
-/* inject hands bytes to node `to` as if they came from `from`. */
-static void inject(uint32_t to, uint32_t from, uint16_t type, const void *bytes, size_t len) {
+/* inject_flags hands bytes to node `to` as if they came from `from`,
+   with event flags a lower layer would have set; inject without. */
+static void inject_flags(uint32_t to, uint32_t from, uint16_t type, uint16_t flags, const void *bytes, size_t len) {
   node_t *n = &nodes[to];
   vsx_event_t *ev = vsx_evpool_alloc(n->evp, type, 0);
   ck_assert_ptr_nonnull(ev);
   ck_assert_int_eq(vsx_iovl_from_bytes(n->bp, &ev->iovl, bytes, len, 0, 0), VSX_OK);
   ev->peer = (int32_t)from;
+  ev->flags = flags;
   vsx_stack_up(n->st, ev);
+}
+
+static void inject(uint32_t to, uint32_t from, uint16_t type, const void *bytes, size_t len) {
+  inject_flags(to, from, type, 0, bytes, len);
 }
 
 typedef int (*keep_fn)(int idx, const pkt_t *p, uint32_t to);
@@ -336,10 +342,21 @@ START_TEST(test_layers_frag_cuts_and_rebuilds) {
   ck_assert_int_eq(vsx_iovl_from_bytes(n->bp, &ev->iovl, big, sizeof big, 1000, 1), VSX_OK);
   vsx_stack_dn(n->st, ev);
   ck_assert_int_eq(q_tail, 5); /* 1000-byte pieces packed into 1336-byte fragments: one piece each */
-  pump(keep_all);
-  ck_assert_uint_eq(stat(1, "frag", "reassembled"), 1);
+  /* an unreliable message from the same origin arriving between the
+     fragments passes without disturbing the reassembly */
+  pkt_t frag0 = queue[q_head++];
+  inject(1, 0, frag0.type, frag0.bytes, frag0.len);
+  inject(2, 0, frag0.type, frag0.bytes, frag0.len);
+  uint8_t unrel[12] = { 1, 0, 0, 0, 0, 0, 0, 0, 'u', 'n', 'r', 0 };
+  inject_flags(1, 0, VSX_EV_CAST, VSX_EVF_UNREL, unrel, sizeof unrel);
   ck_assert_int_eq(nodes[1].got_cnt, 1);
-  ck_assert_mem_eq(nodes[1].got[0], big, 64);
+  ck_assert_str_eq(nodes[1].got[0], "unr");
+  pump(keep_all);
+  ck_assert_int_eq(nodes[1].got_cnt, 2);
+  ck_assert_uint_eq(stat(1, "frag", "reassembled"), 1);
+  ck_assert_mem_eq(nodes[1].got[1], big, 64);
+  ck_assert_int_eq(nodes[2].got_cnt, 1);
+  ck_assert_mem_eq(nodes[2].got[0], big, 64);
   ck_assert_uint_eq(stat(0, "frag", "fragments"), 5);
   /* a MID without FIRST is counted and dropped */
   uint8_t mid[12] = { 3, 0, 0, 0, 0, 0, 0, 0, 'x', 'y', 'z', 'w' };

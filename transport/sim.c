@@ -16,6 +16,7 @@ typedef struct sim_ep {
   flight_t *heap;       /* min-heap on (at_ns, order)             */
   uint32_t heap_cnt;
   uint64_t link_down;   /* bit i: datagrams from endpoint slot i cut */
+  uint64_t paused_until;/* receives nothing before this              */
   uint32_t slot;
 } sim_ep_t;
 
@@ -54,10 +55,15 @@ void vsx_sim_set_now(vsx_sim_t *s, uint64_t now_ns) {
   if (now_ns > s->now_ns) s->now_ns = now_ns;
 }
 
+static uint64_t ep_next(const sim_ep_t *e) {
+  if (!e->heap_cnt) return UINT64_MAX;
+  return e->heap[0].at_ns > e->paused_until ? e->heap[0].at_ns : e->paused_until;
+}
+
 uint64_t vsx_sim_next_arrival(const vsx_sim_t *s) {
   uint64_t best = UINT64_MAX;
   for (int i = 0; i < VSX_SIM_ENDPOINTS_MAX; i++)
-    if (s->eps[i] && s->eps[i]->heap_cnt && s->eps[i]->heap[0].at_ns < best) best = s->eps[i]->heap[0].at_ns;
+    if (s->eps[i] && ep_next(s->eps[i]) < best) best = ep_next(s->eps[i]);
   return best;
 }
 
@@ -105,6 +111,19 @@ int vsx_sim_crash(vsx_sim_t *s, uint64_t eid) {
   e->crashed = 1;
   heap_clear(e);
   return VSX_OK;
+}
+
+int vsx_sim_pause(vsx_sim_t *s, uint64_t eid, uint64_t until_ns) {
+  sim_ep_t *e = find(s, eid);
+  if (!e) return vsx_fail(VSX_ERR_NOTFOUND, "sim: no endpoint %llx", (unsigned long long)eid);
+  e->paused_until = until_ns;
+  return VSX_OK;
+}
+
+uint64_t vsx_sim_next_arrival_of(const vsx_sim_t *s, uint64_t eid) {
+  for (int i = 0; i < VSX_SIM_ENDPOINTS_MAX; i++)
+    if (s->eps[i] && s->eps[i]->eid == eid) return ep_next(s->eps[i]);
+  return UINT64_MAX;
 }
 
 void vsx_sim_get_stats(const vsx_sim_t *s, vsx_sim_stats_t *out) { *out = s->stats; }
@@ -228,6 +247,7 @@ static int sim_send_batch(void *state, const vsx_datagram_t *dgs, uint32_t cnt, 
 static int sim_recv_batch(void *state, vsx_datagram_t *dgs, uint32_t max, uint32_t *cnt) {
   sim_ep_t *e = state;
   uint32_t n = 0;
+  if (e->paused_until > e->net->now_ns) { *cnt = 0; return VSX_OK; }
   while (n < max && e->heap_cnt && e->heap[0].at_ns <= e->net->now_ns) {
     flight_t f = heap_pop(e);
     dgs[n].peer_eid = f.src_eid;

@@ -3,10 +3,31 @@
 
    An endpoint owns, from vsx_endpoint_create until vsx_endpoint_destroy:
    the transport instance (and so the buffer pool datagrams live in), an
-   event pool, and the stack built from opts.stack.  Nothing is allocated
-   on the data path: a cast that finds no buffer, no event record or a
-   closed flow window returns VSX_ERR_AGAIN, and opts.cbs.flow tells the
-   application when it may send again.
+   event pool, and the stack built from opts.stack for the current view.
+   Nothing is allocated on the data path: a cast that finds no buffer, no
+   event record or a closed flow window returns VSX_ERR_AGAIN, and
+   opts.cbs.flow tells the application when it may send again.
+
+   VIEWS.  With opts.view == NULL (the usual case) the endpoint starts
+   alone, in a singleton view, and finds its group: the membership layers
+   (VSX_STACK_VSYNC, docs/membership.md) merge it into the group's view,
+   exclude members that fail, take in those that join, and merge
+   partitions when they heal.  Each view change runs, in order:
+     cbs.block  - the view is about to change; from its return until the
+                  next view callback, cast and send are refused with
+                  VSX_ERR_BLOCKED ("wait for the view callback");
+     (the flush: every surviving member delivers exactly the same casts
+     of the ending view; a member that came in gets the state:
+     cbs.state_get at one old member, cbs.state_put at the new ones)
+     cbs.view   - the new view and my rank; sending is allowed again.
+   Every view runs in a stack of its own (a new stack instance id on the
+   wire), so nothing of an old view reaches the application in a new one.
+   A VIEW CHANGE ALLOCATES: the new view's stack (its layer states and
+   windows) is built then, and the previous one is freed after lingering
+   opts.linger_ms to retransmit the view to stragglers.  Only view
+   changes allocate; the data path never does.  With opts.view given and
+   a stack without membership layers (VSX_STACK_DEFAULT), the view is
+   fixed for the endpoint's life, as in the core release.
 
    DRIVING.  Either attach the endpoint to a libev loop the application
    owns (vsx_endpoint_attach: an io watcher on the transport's descriptor,
@@ -34,9 +55,13 @@ extern "C" {
 struct ev_loop;
 typedef struct vsx_endpoint vsx_endpoint_t;
 
-/* The default stack: application adapter, fragmentation, stability,
-   reliable point-to-point and multicast, bundling. */
+/* The default stack for a fixed view: application adapter,
+   fragmentation, stability, reliable point-to-point and multicast,
+   bundling. */
 #define VSX_STACK_DEFAULT "top:frag:stable:pt2pt:mnak:bundle:bottom"
+/* The default stack with membership (used when opts.view is NULL):
+   state transfer, merges, view changes, flush, failure detection. */
+#define VSX_STACK_VSYNC "top:xfer:inter:intra:vsync:frag:stable:pt2pt:mnak:suspect:bundle:bottom"
 
 typedef struct vsx_endpoint_cbs {
   /* deliver: a message from member rank `from` (me included), service
@@ -45,6 +70,33 @@ typedef struct vsx_endpoint_cbs {
   /* flow: blocked = 1 when casts/sends would return VSX_ERR_AGAIN
      because of flow control, 0 when they may go again.  Optional. */
   void (*flow)(void *user, vsx_endpoint_t *ep, int blocked);
+  /* view: a view is installed; rank is mine in it (view->members[rank]
+     is my id).  view->flags has VSX_VIEW_PRIMARY in a primary view
+     (primary-partition mode).  The application may send again.  The
+     view is borrowed for the call; vsx_endpoint_view has it later.
+     Optional. */
+  void (*view)(void *user, vsx_endpoint_t *ep, const vsx_view_t *view, uint32_t rank);
+  /* block: the current view is ending.  When it returns, casts and sends
+     are refused (VSX_ERR_BLOCKED) until the view callback.  Messages of
+     the ending view may still be delivered after it.  Optional. */
+  void (*block)(void *user, vsx_endpoint_t *ep);
+  /* state_get: at one member that has the state, when a view brings in
+     members that need it.  Store the state's bytes in *data and *len and
+     return VSX_OK; they must stay valid and unchanged until this
+     endpoint's view callback (no message is delivered before it).  Set
+     state_get and state_put to enable state transfer (every member of a
+     group should); a member without state_get sends an empty state. */
+  int (*state_get)(void *user, vsx_endpoint_t *ep, const void **data, size_t *len);
+  /* state_put: at a member that came into a view, the state, in pieces
+     in order (offset grows; offset 0 starts over: an earlier transfer
+     failed), before any message of the view and before the view
+     callback.  total is the state's length; the last piece ends there. */
+  void (*state_put)(void *user, vsx_endpoint_t *ep, const void *data, size_t len, uint64_t offset, uint64_t total);
+  /* exit: this member is out of the group for good (reason: "leave"
+     after vsx_endpoint_leave, "leave-timeout" when nobody answered,
+     "error: ..." when a view change could not allocate its stack).
+     Only vsx_endpoint_destroy may follow.  Optional. */
+  void (*exit)(void *user, vsx_endpoint_t *ep, const char *reason);
 } vsx_endpoint_cbs_t;
 
 typedef struct vsx_endpoint_opts {
@@ -58,8 +110,9 @@ typedef struct vsx_endpoint_opts {
   uint16_t port;
   void *opt_backend;          /* sim: the vsx_sim_t                      */
   uint64_t eid;               /* 0 = a fresh random id                   */
-  const vsx_view_t *view;     /* the members (this core release has a
-                                 fixed view given at creation)            */
+  const vsx_view_t *view;     /* NULL: start alone and find the group
+                                 (membership); else the first view, fixed
+                                 unless the stack has membership layers  */
   uint32_t mtu_payload;       /* 0 = 1472 (1500-byte MTU)                */
   uint32_t max_msg;           /* 0 = 1 MiB                               */
   uint32_t buf_cnt, ev_cnt;   /* 0 = defaults (4096 each)                */
@@ -68,6 +121,19 @@ typedef struct vsx_endpoint_opts {
   void *opt_clock_ctx;
   vsx_endpoint_cbs_t cbs;
   void *user;
+  /* Primary-partition mode: the configured membership (endpoint ids).
+     Only a view holding more than half of them is primary; in any other
+     view casts and sends are refused (VSX_ERR_BLOCKED, "not a primary
+     view") and nothing is delivered: the member waits for a merge.  NULL:
+     every view may deliver. */
+  const uint64_t *opt_primary;
+  uint32_t primary_cnt;
+  /* JSONL trace (include/vsx/trace.h) to this directory; NULL: the
+     environment variable VSX_TRACE_DIR if set; "": none. */
+  const char *opt_trace_dir;
+  const char *opt_transport_name; /* for the trace's start event (NULL: transport->name) */
+  uint32_t linger_ms;         /* an old view's stack keeps retransmitting
+                                 this long (0 = 500)                      */
 } vsx_endpoint_opts_t;
 
 typedef struct vsx_endpoint_stats {
@@ -79,6 +145,22 @@ typedef struct vsx_endpoint_stats {
   uint64_t delivered;
   uint64_t refused_again;/* calls answered VSX_ERR_AGAIN               */
   uint64_t flow_blocked_ns;
+  uint64_t views;        /* view callbacks (views installed)            */
+  uint64_t blocks;       /* block callbacks                             */
+  uint64_t refused_blocked; /* calls answered VSX_ERR_BLOCKED/_STATE    */
+  uint64_t stacks;       /* stacks built (one per view)                  */
+  uint64_t state_bytes_out, state_bytes_in; /* state transfer          */
+  uint64_t old_view_casts; /* casts an ended view's stack still produced
+                            after the flush: dropped (always 0: the flush
+                            agreed on every cast of the view)           */
+  uint64_t old_view_dropped; /* other messages of ended views dropped:
+                            sends still in flight, casts after this
+                            member left a view without a flush (it was
+                            excluded)                                   */
+  uint64_t early_msgs;   /* messages before the view callback: dropped
+                            (always 0: nobody sends before it)          */
+  uint64_t casts_after_block; /* casts a layer issued after BLOCK_OK,
+                            dropped by mnak (always 0: a layer bug)     */
 } vsx_endpoint_stats_t;
 
 /* vsx_endpoint_create builds everything.  Errors name the problem
@@ -91,10 +173,34 @@ void vsx_endpoint_destroy(vsx_endpoint_t *ep);
 /* vsx_endpoint_cast copies len bytes and casts them to the view with
    service svc.  VSX_ERR_AGAIN: flow control or pools (try after the flow
    callback); VSX_ERR_TOOBIG: len > max_msg (or > one datagram without a
-   frag layer); VSX_ERR_INVAL: bad svc. */
+   frag layer); VSX_ERR_INVAL: bad svc; VSX_ERR_BLOCKED: the view is
+   changing (after the block callback, before the view callback) or is
+   not primary; VSX_ERR_STATE: the member left the group. */
 int vsx_endpoint_cast(vsx_endpoint_t *ep, vsx_svc_t svc, const void *data, size_t len);
 /* vsx_endpoint_send copies len bytes and sends them to member rank. */
 int vsx_endpoint_send(vsx_endpoint_t *ep, uint32_t rank, const void *data, size_t len);
+
+/* vsx_endpoint_leave leaves the group gracefully: sending is refused
+   from now on, the group installs a view without this member (without
+   waiting for failure detection; its casts are delivered by everyone),
+   and then the exit callback runs with reason "leave" (or
+   "leave-timeout" if the group did not answer within 2 s).  With a fixed
+   view it exits at once.  VSX_ERR_STATE if it already left or leaves. */
+int vsx_endpoint_leave(vsx_endpoint_t *ep);
+
+/* vsx_endpoint_can_send says whether a cast or send would be accepted
+   now as far as membership goes: VSX_OK, VSX_ERR_BLOCKED (view change,
+   not primary; vsx_last_error says which) or VSX_ERR_STATE (left). */
+int vsx_endpoint_can_send(const vsx_endpoint_t *ep);
+
+/* vsx_endpoint_primary: 1 if the current view is primary (always 1
+   without primary-partition mode). */
+int vsx_endpoint_primary(const vsx_endpoint_t *ep);
+
+struct vsx_trace;
+/* vsx_endpoint_trace: this member's trace (NULL: none), for the
+   application's send and deliver events (see vsx/trace.h). */
+struct vsx_trace *vsx_endpoint_trace(vsx_endpoint_t *ep);
 
 /* vsx_endpoint_poll receives what is waiting, runs due alarms and
    flushes batched datagrams.  Returns the number of datagrams received. */
@@ -116,6 +222,8 @@ uint32_t vsx_endpoint_rank(const vsx_endpoint_t *ep);
 uint64_t vsx_endpoint_eid(const vsx_endpoint_t *ep);
 const vsx_view_t *vsx_endpoint_view(const vsx_endpoint_t *ep);
 int      vsx_endpoint_flow_blocked(const vsx_endpoint_t *ep);
+/* vsx_endpoint_stack: the current view's stack (valid until the next
+   view callback). */
 vsx_stack_t *vsx_endpoint_stack(vsx_endpoint_t *ep);
 vsx_bufpool_t *vsx_endpoint_pool(vsx_endpoint_t *ep);
 vsx_evpool_t *vsx_endpoint_evpool(vsx_endpoint_t *ep);

@@ -32,8 +32,66 @@ typedef enum vsx_ev_type {
   VSX_EV_STABLE,    /* stability: x.vec.lo = casts stable per origin (all
                        members have them), x.vec.hi = casts known to exist */
   VSX_EV_FLOW,      /* u64a = 1 blocked / 0 unblocked (informational)      */
+  /* Membership (docs/membership.md).  GOSSIP and XFER_PUT carry a list
+     but, like every type below, travel through the no-message handlers
+     (upnm/dnnm): layers that do not know a type pass it on unchanged. */
+  VSX_EV_GOSSIP,    /* a datagram outside any view (wire kind GOSSIP).
+                       dn: u64a = destination eid, 0 = the whole group;
+                       up: u64a = sender eid, u64b = its stack instance   */
+  VSX_EV_INIT,      /* dn from the owner once the stack is built; bounced */
+  VSX_EV_CLOSE,     /* dn from the owner: this stack's view has ended; it
+                       only lingers to retransmit (no heartbeats, no new
+                       protocol rounds); bounced                          */
+  VSX_EV_SUSPECT,   /* up (suspect): u64a = ranks suspected (bit r), only
+                       grows; u64b = ranks that announced they leave      */
+  VSX_EV_FAIL,      /* dn (vsync): u64a = ranks failed in this view, only
+                       grows: mnak freezes their casts, stable ignores
+                       them, suspect spreads them                          */
+  VSX_EV_LEAVE,     /* dn from the owner: this member leaves the group    */
+  VSX_EV_BLOCK,     /* up to the owner: run the block callback, then
+                       inject BLOCK_OK                                     */
+  VSX_EV_BLOCK_OK,  /* dn: the application is blocked.  A layer that parks
+                       casts holds it until it passed them all on, and
+                       casts nothing reliably afterwards.  On the bounce
+                       up mnak stamps x.vec.lo[r] = casts of r delivered
+                       here (mine: sent).  u64b: vsync's tag              */
+  VSX_EV_SYNC,      /* dn (vsync -> mnak): deliver exactly x.vec.lo[r]
+                       casts of each origin r, fetching the missing ones
+                       from rank x.vec.hi[r]; mnak holds the event until
+                       it has, then lets it bounce up.  u64a/u64b: tags   */
+  VSX_EV_FLUSH,     /* dn (intra -> vsync): run a flush, u64a = ranks
+                       failed, u64b = ranks leaving.  up (vsync -> intra): I answer the flush of
+                       coordinator rank u64a, u64b = ranks failed          */
+  VSX_EV_SYNCED,    /* up (vsync -> intra): I delivered what the flush of
+                       coordinator rank u64a agreed on                     */
+  VSX_EV_FLUSH_OK,  /* up (vsync -> intra, coordinator): the flush is
+                       complete; u64a = survivors, u64b = survivors that
+                       still need the state                                */
+  VSX_EV_VIEW,      /* up (intra -> owner): install x.view next; u64b = 1
+                       if a flush ended the current view (its stack can
+                       deliver no more cast), 0 if I left it alone.  dn
+                       (inter -> intra): end a merge, u64a = 1 granted
+                       (x.view is the merged view), 0 failed              */
+  VSX_EV_PREPARE,   /* dn (inter -> intra): flush for a merge request.
+                       up: u64a = 1 done (x.view lists the survivors,
+                       x.view.ltime mine) or 0 refused                     */
+  VSX_EV_MERGE,     /* dn (inter -> intra): take the mergers in x.view
+                       (x.view.ltime theirs) into my next view.  up:
+                       u64a = 1 taken, 0 refused; u64b = their coord eid  */
+  VSX_EV_XFER,      /* up (xfer -> owner): call state_get.  dn (owner ->
+                       xfer): u64a = the state's bytes (a pointer, valid
+                       until the view callback), u64b = its length        */
+  VSX_EV_XFER_PUT,  /* up (xfer -> owner): a piece of the state (list),
+                       u64a = its offset, u64b = the state's length       */
+  VSX_EV_XFER_DONE, /* dn (xfer -> vsync): I hold the whole state          */
+  VSX_EV_READY,     /* up (xfer -> owner): the view may be used: run the
+                       view callback                                       */
+  VSX_EV_EXIT,      /* up (intra -> owner): u64a = VSX_EXIT_* reason       */
   VSX_EV_TYPE_CNT
 } vsx_ev_type_t;
+
+/* u64a of VSX_EV_EXIT. */
+enum { VSX_EXIT_LEFT = 1, VSX_EXIT_LEAVE_TIMEOUT = 2 };
 
 /* ev->flags */
 enum {
@@ -45,12 +103,21 @@ enum {
 /* ev->svc: the service an application message asked for. */
 typedef enum vsx_svc { VSX_SVC_FIFO = 1, VSX_SVC_TOTAL = 2, VSX_SVC_SAFE = 3, VSX_SVC_P2P = 4 } vsx_svc_t;
 
+/* vsx_view_t.flags */
+enum {
+  VSX_VIEW_PRIMARY = 1u << 0, /* holds a majority of the configured
+                                 membership (primary-partition mode)     */
+  VSX_VIEW_STATIC  = 1u << 1, /* given at creation, never changes        */
+};
+
 typedef struct vsx_view {
   uint64_t ltime;       /* logical time of the view                     */
   uint64_t coord_eid;   /* view id = (ltime, coord_eid)                 */
   uint32_t member_cnt;
-  uint32_t rsvd;
+  uint32_t flags;       /* VSX_VIEW_*                                   */
   uint64_t members[VSX_MEMBERS_MAX]; /* endpoint ids, coordinator first */
+  uint64_t xfer_mask;   /* bit r: member r waits for the state (state
+                           transfer) before it may use this view        */
 } vsx_view_t;
 
 typedef struct vsx_event {

@@ -46,7 +46,7 @@ enum vsx_cap {
   VSX_CAP_TOTAL_ORDER   = 1u << 7, /* total and safe casts (a sequencer layer)      */
 };
 
-#define VSX_LAYER_STATS_MAX 12
+#define VSX_LAYER_STATS_MAX 16
 #define VSX_STACK_LAYERS_MAX 24
 
 typedef struct vsx_stack vsx_stack_t;

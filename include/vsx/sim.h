@@ -13,8 +13,10 @@
 
    Faults: loss, duplication, delay in [delay_min, delay_max] (which
    reorders), partitions that tests change over time (vsx_sim_side,
-   vsx_sim_link), and crashes (vsx_sim_crash: the endpoint neither sends
-   nor receives again).
+   vsx_sim_link), crashes (vsx_sim_crash: the endpoint neither sends
+   nor receives again), and pauses (vsx_sim_pause: like SIGSTOP, its
+   datagrams wait in its queue, up to queue_cap, until it resumes; the
+   driver also stops polling it, so its timers stand still).
 
    THREADS: one thread drives the network and all its endpoints. */
 #ifndef VSX_SIM_H
@@ -50,8 +52,9 @@ uint64_t vsx_sim_now(const vsx_sim_t *sim);
 uint64_t vsx_sim_clock(void *sim);
 /* vsx_sim_set_now moves the clock forward (never back). */
 void     vsx_sim_set_now(vsx_sim_t *sim, uint64_t now_ns);
-/* vsx_sim_next_arrival: earliest arrival time of any queued datagram, or
-   UINT64_MAX when nothing is in flight. */
+/* vsx_sim_next_arrival: earliest arrival time of any queued datagram
+   (for a paused endpoint: not before its pause ends), or UINT64_MAX
+   when nothing is in flight. */
 uint64_t vsx_sim_next_arrival(const vsx_sim_t *sim);
 
 /* Faults.  Changing loss/dup at run time is allowed. */
@@ -66,6 +69,14 @@ int  vsx_sim_link(vsx_sim_t *sim, uint64_t from_eid, uint64_t to_eid, int up);
 void vsx_sim_heal(vsx_sim_t *sim);
 /* vsx_sim_crash: eid stops sending and receiving; its queue is dropped. */
 int  vsx_sim_crash(vsx_sim_t *sim, uint64_t eid);
+/* vsx_sim_pause: eid receives nothing before until_ns (virtual time);
+   what arrives meanwhile waits in its queue (a full queue drops, as a
+   stopped process's socket buffer would).  vsx_sim_next_arrival does not
+   count its queue before then.  until_ns <= now resumes it. */
+int  vsx_sim_pause(vsx_sim_t *sim, uint64_t eid, uint64_t until_ns);
+/* vsx_sim_next_arrival_of: earliest time eid's queue has something to
+   hand over (never before its pause ends), or UINT64_MAX. */
+uint64_t vsx_sim_next_arrival_of(const vsx_sim_t *sim, uint64_t eid);
 
 typedef struct vsx_sim_stats { uint64_t sent, delivered, lost, duplicated, cut, overflow; } vsx_sim_stats_t;
 void vsx_sim_get_stats(const vsx_sim_t *sim, vsx_sim_stats_t *out);

@@ -1,14 +1,21 @@
 /* testutil.c - the simulated group harness (see testutil.h). */
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
+#include "vsx/trace.h"
 
-/* Checked payload: origin, kind, seqno, length, CRC-32C of the body, body. */
+/* Checked payload: origin, kind, seqno, length, CRC-32C of the body,
+   body.  The kind word's upper 24 bits carry the trace's seq (the
+   sender's messages, casts and sends, from 1), so the header stays 20
+   bytes: tests size messages to the byte around it. */
 typedef struct tg_hdr { uint32_t origin, kind, seq, len, crc; } tg_hdr_t;
 enum { KIND_CAST = 1, KIND_SEND = 2 };
+_Static_assert(sizeof(tg_hdr_t) == 20, "tests size messages to the byte around this header");
 
 static void fail(tg_member_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(tg_member_t *m, const char *fmt, ...) {
@@ -30,6 +37,10 @@ static void on_deliver(void *user, vsx_endpoint_t *ep, uint32_t from, vsx_svc_t 
   tg_hdr_t h;
   memcpy(&h, p, sizeof h);
   h.origin = ntohl(h.origin); h.kind = ntohl(h.kind); h.seq = ntohl(h.seq); h.len = ntohl(h.len); h.crc = ntohl(h.crc);
+  uint32_t tseq = h.kind >> 8;
+  h.kind &= 0xff;
+  if (from < m->g->n && tseq)
+    vsx_trace_deliver(vsx_endpoint_trace(m->ep), m->g->view.members[from], svc, tseq, len, vsx_crc32c(0, p, len));
   if (h.origin != from) { fail(m, "member %u: message claims origin %u but came from %u", m->rank, h.origin, from); return; }
   if (h.len != len - sizeof h) { fail(m, "member %u: length field %u != %u from %u", m->rank, h.len, (uint32_t)(len - sizeof h), from); return; }
   if (vsx_crc32c(0, p + sizeof h, h.len) != h.crc) { fail(m, "member %u: corrupted bytes in #%u from %u", m->rank, h.seq, from); return; }
@@ -53,6 +64,17 @@ uint64_t tgroup_seed_from_env(uint64_t dflt) {
   return e ? strtoull(e, NULL, 0) : dflt;
 }
 
+/* trace_dir_make: <VSX_TRACE_DIR>/group-<seed>-<n>, or "" without it. */
+static void trace_dir_make(tgroup_t *g) {
+  static unsigned made;
+  const char *base = getenv("VSX_TRACE_DIR");
+  g->trace_dir[0] = 0;
+  if (!base || !*base) return;
+  mkdir(base, 0777);
+  snprintf(g->trace_dir, sizeof g->trace_dir, "%s/group-%llu-%u", base, (unsigned long long)g->seed, made++);
+  if (mkdir(g->trace_dir, 0777) && errno != EEXIST) g->trace_dir[0] = 0;
+}
+
 int tgroup_create(tgroup_t *g, const tg_opts_t *o) {
   memset(g, 0, sizeof *g);
   VSX_ASSERT(o->n > 0 && o->n <= TG_MAX);
@@ -61,6 +83,7 @@ int tgroup_create(tgroup_t *g, const tg_opts_t *o) {
   g->msg_len_min = o->msg_len_max ? o->msg_len_min : 16;
   g->msg_len_max = o->msg_len_max ? o->msg_len_max : 64;
   vsx_rng_seed(&g->rng, o->sim.seed ^ 0x5eed);
+  trace_dir_make(g);
   int err = vsx_sim_create(&o->sim, &g->sim);
   if (err) return err;
   g->view.ltime = 1;
@@ -78,7 +101,7 @@ int tgroup_create(tgroup_t *g, const tg_opts_t *o) {
       .transport = &vsx_transport_sim, .opt_backend = g->sim, .eid = g->view.members[r], .view = &g->view,
       .buf_cnt = o->buf_cnt, .ev_cnt = o->ev_cnt, .seed = o->sim.seed * 131 + r,
       .opt_clock = vsx_sim_clock, .opt_clock_ctx = g->sim,
-      .cbs = { .deliver = on_deliver, .flow = on_flow }, .user = m,
+      .cbs = { .deliver = on_deliver, .flow = on_flow }, .user = m, .opt_trace_dir = g->trace_dir,
     };
     if ((err = vsx_endpoint_create(&eo, &m->ep))) { tgroup_destroy(g); return err; }
   }
@@ -113,19 +136,20 @@ void tgroup_run_for(tgroup_t *g, uint64_t ns) {
    the same bytes while flow control refuses it. */
 static int submit(tgroup_t *g, uint32_t r, int kind, uint32_t dst) {
   static uint8_t buf[8 << 20];
-  static uint32_t built_r = UINT32_MAX, built_kind, built_dst, built_seq, built_len;
+  static uint32_t built_r = UINT32_MAX, built_kind, built_dst, built_seq, built_tseq, built_len;
   tg_member_t *m = &g->m[r];
   uint32_t seq = kind == KIND_CAST ? m->casts_sent : m->sends_sent[dst];
-  if (built_r != r || built_kind != (uint32_t)kind || built_dst != dst || built_seq != seq) {
+  if (built_r != r || built_kind != (uint32_t)kind || built_dst != dst || built_seq != seq || built_tseq != m->tseq + 1) {
     uint32_t span = g->msg_len_max - g->msg_len_min;
     uint32_t body = g->msg_len_min + (span ? (uint32_t)vsx_rng_below(&g->rng, span + 1) : 0);
     VSX_ASSERT(body + sizeof(tg_hdr_t) <= sizeof buf);
     uint64_t word = 0x9e3779b97f4a7c15ull * (seq + 1) ^ ((uint64_t)r << 56 | (uint64_t)kind << 48 | dst);
     for (uint32_t i = 0; i < body; i += 8) memcpy(buf + sizeof(tg_hdr_t) + i, &word, body - i < 8 ? body - i : 8);
-    tg_hdr_t h = { htonl(r), htonl((uint32_t)kind), htonl(seq), htonl(body),
+    VSX_ASSERT(m->tseq + 1 < (1u << 24));
+    tg_hdr_t h = { htonl(r), htonl((uint32_t)kind | (m->tseq + 1) << 8), htonl(seq), htonl(body),
                    htonl(vsx_crc32c(0, buf + sizeof(tg_hdr_t), body)) };
     memcpy(buf, &h, sizeof h);
-    built_r = r; built_kind = (uint32_t)kind; built_dst = dst; built_seq = seq;
+    built_r = r; built_kind = (uint32_t)kind; built_dst = dst; built_seq = seq; built_tseq = m->tseq + 1;
     built_len = (uint32_t)sizeof h + body;
   }
   int err = kind == KIND_CAST ? vsx_endpoint_cast(m->ep, VSX_SVC_FIFO, buf, built_len)
@@ -133,6 +157,9 @@ static int submit(tgroup_t *g, uint32_t r, int kind, uint32_t dst) {
   if (!err) {
     if (kind == KIND_CAST) m->casts_sent++;
     else m->sends_sent[dst]++;
+    m->tseq++;
+    vsx_trace_send(vsx_endpoint_trace(m->ep), kind == KIND_CAST ? VSX_SVC_FIFO : VSX_SVC_P2P, m->tseq, built_len,
+                   vsx_crc32c(0, buf, built_len), kind == KIND_CAST ? 0 : g->view.members[dst]);
   }
   return err;
 }

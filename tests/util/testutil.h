@@ -9,7 +9,12 @@
 
    The driver feeds casts and sends as fast as flow control allows and
    runs the network on its virtual clock until every member has delivered
-   everything or a time limit passes. */
+   everything or a time limit passes.
+
+   With VSX_TRACE_DIR set, every member writes the spec's JSONL trace
+   into <VSX_TRACE_DIR>/group-<seed>-<n>/ (n counts the groups this
+   process made), sends and deliveries included, for
+   tests/checker/vsx_check.py. */
 #ifndef VSX_TESTUTIL_H
 #define VSX_TESTUTIL_H
 
@@ -25,6 +30,8 @@ typedef struct tg_member {
   uint32_t rank;
   /* what it sent */
   uint32_t casts_sent, sends_sent[TG_MAX];
+  uint32_t tseq;             /* messages sent, casts and sends (the
+                                trace's seq)                          */
   /* what it delivered, per origin */
   uint32_t casts_got[TG_MAX], sends_got[TG_MAX];
   uint64_t bytes_got;
@@ -42,6 +49,7 @@ typedef struct tgroup {
   vsx_view_t view;
   uint32_t msg_len_min, msg_len_max; /* payload sizes drawn per message */
   vsx_rng_t rng;
+  char trace_dir[512];       /* "" when not tracing                */
 } tgroup_t;
 
 typedef struct tg_opts {
