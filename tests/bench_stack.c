@@ -15,17 +15,7 @@
 #include "vsx/endpoint.h"
 #include "vsx/sim.h"
 
-/* ---- allocation counter (glibc exports its allocator under __libc_*) ---- */
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-static int counting;
-static unsigned long long allocs;
-void *malloc(size_t n) { if (counting) allocs++; return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { if (counting) allocs++; return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { if (counting) allocs++; return __libc_realloc(p, n); }
-void free(void *p) { __libc_free(p); }
+#include "alloc_count.h"
 
 static uint64_t delivered;
 static void on_deliver(void *u, vsx_endpoint_t *ep, uint32_t from, vsx_svc_t svc, const vsx_iovl_t *m) {
@@ -39,7 +29,7 @@ static double wall(void) {
   return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-typedef struct result { const char *spec; uint32_t size; uint64_t msgs; double secs; uint64_t events; unsigned long long allocs; } result_t;
+typedef struct result { const char *spec; uint32_t size; uint64_t msgs; double secs; uint64_t events; unsigned long long alloc_cnt; } result_t;
 
 static result_t run(const char *spec, uint32_t size, uint64_t msgs) {
   enum { N = 3 };
@@ -58,8 +48,8 @@ static result_t run(const char *spec, uint32_t size, uint64_t msgs) {
   memset(payload, 'x', size);
   delivered = 0;
   uint64_t sent = 0, want = msgs * N;
-  allocs = 0;
-  counting = 1;
+  alloc_cnt = 0;
+  alloc_counting = 1;
   double t0 = wall();
   while (delivered < want) {
     while (sent < msgs && vsx_endpoint_cast(ep[0], VSX_SVC_FIFO, payload, size) == VSX_OK) sent++;
@@ -72,8 +62,8 @@ static result_t run(const char *spec, uint32_t size, uint64_t msgs) {
     for (int i = 0; i < N; i++) vsx_endpoint_poll(ep[i]);
   }
   double secs = wall() - t0;
-  counting = 0;
-  result_t r = { spec, size, msgs, secs, 0, allocs };
+  alloc_counting = 0;
+  result_t r = { spec, size, msgs, secs, 0, alloc_cnt };
   for (int i = 0; i < N; i++) {
     r.events += vsx_stack_dispatched(vsx_endpoint_stack(ep[i]));
     vsx_endpoint_destroy(ep[i]);
@@ -84,10 +74,7 @@ static result_t run(const char *spec, uint32_t size, uint64_t msgs) {
 
 int main(int argc, char **argv) {
   /* The counter itself must work, or a zero below would mean nothing. */
-  counting = 1;
-  free(malloc(16));
-  counting = 0;
-  if (allocs != 1) { fprintf(stderr, "allocation counter is not interposed (%llu)\n", allocs); return 2; }
+  if (!alloc_count_works()) { fprintf(stderr, "allocation counter is not interposed\n"); return 2; }
   int write = argc > 1 && !strcmp(argv[1], "--write");
   uint64_t msgs = argc > 2 ? strtoull(argv[2], NULL, 0) : 200000;
   const char *six = "top:frag:stable:pt2pt:mnak:bottom", *bundled = "top:frag:stable:pt2pt:mnak:bundle:bottom";
@@ -100,11 +87,11 @@ int main(int argc, char **argv) {
     result_t *r = &res[i];
     at += snprintf(table + at, sizeof table - (size_t)at, "| `%s` | %u B | %llu | %llu | %.2f | %.0f | %.0f | %.1f | %llu |\n", r->spec, r->size,
                    (unsigned long long)r->msgs, (unsigned long long)(r->msgs * 3), r->secs, r->msgs * 3 / r->secs,
-                   r->events / r->secs, r->secs * 1e9 / (double)r->events, r->allocs);
+                   r->events / r->secs, r->secs * 1e9 / (double)r->events, r->alloc_cnt);
   }
   printf("3 simulated members, member 0 casting\n\n%s", table);
   int bad = 0;
-  for (int i = 0; i < 4; i++) bad |= res[i].allocs != 0;
+  for (int i = 0; i < 4; i++) bad |= res[i].alloc_cnt != 0;
   if (bad) printf("\nFAIL: the data path allocated from the heap\n");
   if (write) {
     FILE *f = fopen("docs/bench-stack.md", "w");

@@ -23,17 +23,7 @@
 #include "vsx/endpoint.h"
 #include "vsx/sim.h"
 
-/* ---- allocation counter (glibc exports its allocator under __libc_*) ---- */
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-static int counting;
-static unsigned long long allocs;
-void *malloc(size_t n) { if (counting) allocs++; return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { if (counting) allocs++; return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { if (counting) allocs++; return __libc_realloc(p, n); }
-void free(void *p) { __libc_free(p); }
+#include "alloc_count.h"
 
 #define N 3
 #define SPEC_TOTAL "top:seqbb:frag:stable:pt2pt:mnak:bundle:bottom"
@@ -58,7 +48,7 @@ typedef struct result {
   uint32_t size;
   uint64_t msgs, deliveries, events, datagrams, orders, ordered, acks;
   double cpu, vsecs;
-  unsigned long long allocs;
+  unsigned long long alloc_cnt;
 } result_t;
 
 static result_t run(const char *spec, vsx_svc_t svc, int all, uint32_t size, uint64_t msgs) {
@@ -78,8 +68,8 @@ static result_t run(const char *spec, vsx_svc_t svc, int all, uint32_t size, uin
   memset(payload, 'x', size);
   uint64_t sent[N] = { 0 }, per = all ? msgs / N : msgs, want = per * (all ? N : 1) * N;
   delivered = 0;
-  allocs = 0;
-  counting = 1;
+  alloc_cnt = 0;
+  alloc_counting = 1;
   uint64_t t0_ns = vsx_sim_now(sim);
   double t0 = cpu_s();
   while (delivered < want) {
@@ -97,11 +87,11 @@ static result_t run(const char *spec, vsx_svc_t svc, int all, uint32_t size, uin
     for (int i = 0; i < N; i++) vsx_endpoint_poll(ep[i]);
   }
   double cpu = cpu_s() - t0;
-  counting = 0;
+  alloc_counting = 0;
   vsx_sim_stats_t ss;
   vsx_sim_get_stats(sim, &ss);
   result_t r = { .spec = spec, .svc = svc, .all = all, .size = size, .msgs = per * (all ? N : 1), .deliveries = want,
-                 .cpu = cpu, .vsecs = (double)(vsx_sim_now(sim) - t0_ns) / 1e9, .allocs = allocs, .datagrams = ss.sent };
+                 .cpu = cpu, .vsecs = (double)(vsx_sim_now(sim) - t0_ns) / 1e9, .alloc_cnt = alloc_cnt, .datagrams = ss.sent };
   for (int i = 0; i < N; i++) {
     vsx_stack_t *st = vsx_endpoint_stack(ep[i]);
     r.events += vsx_stack_dispatched(st);
@@ -169,10 +159,7 @@ static result_t best5(const char *spec, vsx_svc_t svc, int all, uint32_t size, u
 
 int main(int argc, char **argv) {
   /* The counter itself must work, or a zero below would mean nothing. */
-  counting = 1;
-  free(malloc(16));
-  counting = 0;
-  if (allocs != 1) { fprintf(stderr, "allocation counter is not interposed (%llu)\n", allocs); return 2; }
+  if (!alloc_count_works()) { fprintf(stderr, "allocation counter is not interposed\n"); return 2; }
   uint64_t msgs = argc > 1 ? strtoull(argv[1], NULL, 0) : 100000;
   static const char *const svc_name[] = { [VSX_SVC_FIFO] = "fifo", [VSX_SVC_TOTAL] = "total", [VSX_SVC_SAFE] = "safe" };
   result_t res[32];
@@ -184,7 +171,7 @@ int main(int argc, char **argv) {
     }
   printf("3 simulated members, no loss; cost per message in CPU time of all three members' stacks on one core\n\n");
   printf("| service | stack | senders | payload | messages | deliveries | CPU s | msgs/s | deliveries/s | layer events/s |"
-         " datagrams/msg | casts per ORDER | ACKs/msg | virtual ms | heap allocs |\n"
+         " datagrams/msg | casts per ORDER | ACKs/msg | virtual ms | heap allocations |\n"
          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   int bad = 0;
   for (int i = 0; i < cnt; i++) {
@@ -196,8 +183,8 @@ int main(int argc, char **argv) {
     printf("| %s | %s | %s | %u B | %llu | %llu | %.2f | %.0f | %.0f | %.0f | %.2f | %s | %s | %.1f | %llu |\n",
            svc_name[r->svc], seq ? "seqbb" : "default", r->all ? "all 3" : "member 1", r->size,
            (unsigned long long)r->msgs, (unsigned long long)r->deliveries, r->cpu, r->msgs / r->cpu, r->deliveries / r->cpu,
-           r->events / r->cpu, (double)r->datagrams / (double)r->msgs, per_order, acks, r->vsecs * 1e3, r->allocs);
-    bad |= r->allocs != 0;
+           r->events / r->cpu, (double)r->datagrams / (double)r->msgs, per_order, acks, r->vsecs * 1e3, r->alloc_cnt);
+    bad |= r->alloc_cnt != 0;
   }
   printf("\nstack seqbb = %s, default = %s\n", SPEC_TOTAL, VSX_STACK_DEFAULT);
   printf("\nSelf-delivery latency of one cast by member 1 on an idle group (seqbb stack, virtual time, 10 us one-way):\n\n"
