@@ -401,21 +401,14 @@ static int open_trace(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts) {
   return vsx_trace_open(&to, &ep->trace);
 }
 
-int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
-  if (!out) return vsx_fail(VSX_ERR_INVAL, "endpoint: out is NULL");
-  *out = NULL;
-  int err = check_opts(opts);
-  if (err) return err;
-  vsx_endpoint_t *ep = calloc(1, sizeof *ep);
-  if (!ep) return vsx_fail(VSX_ERR_NOMEM, "endpoint: out of memory");
-  ep->opts = *opts;
-  ep->eid = opts->eid ? opts->eid : fresh_eid();
+/* configure fills in names, sizes and the stack's parameters. */
+static int configure(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts, uint32_t *rank) {
   const char *spec = opts->opt_stack ? opts->opt_stack : opts->view ? VSX_STACK_DEFAULT : VSX_STACK_VSYNC;
-  uint32_t rank = 0;
+  int err;
   if ((err = copy_str(ep->group, sizeof ep->group, opts->group, "group name")) ||
       (err = copy_str(ep->name, sizeof ep->name, opts->opt_name ? opts->opt_name : "member", "name")) ||
-      (err = copy_str(ep->spec, sizeof ep->spec, spec, "stack")) || (err = first_view(ep, opts, &rank)))
-    goto fail_free;
+      (err = copy_str(ep->spec, sizeof ep->spec, spec, "stack")) || (err = first_view(ep, opts, rank)))
+    return err;
   uint32_t mtu = opts->mtu_payload ? opts->mtu_payload : 1472;
   ep->max_msg = opts->max_msg ? opts->max_msg : 1u << 20;
   ep->payload_max = mtu - HDR_BELOW_MAX;
@@ -428,11 +421,39 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
                    opts->opt_params ? opts->opt_params : "", opts->opt_params && *opts->opt_params ? "," : "",
                    ep->max_msg + HDR_ABOVE_MAX, mtu, /* frag sees the headers of the layers above it too */
                    opts->cbs.state_get ? ",intra.xfer=1" : "");
-  if (n < 0 || (size_t)n >= sizeof ep->params) { err = vsx_fail(VSX_ERR_INVAL, "endpoint: opts.params too long"); goto fail_free; }
+  if (n < 0 || (size_t)n >= sizeof ep->params) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.params too long");
   ep->opts.group = ep->group;
   ep->opts.opt_name = ep->name;
   ep->opts.opt_primary = NULL;
+  return VSX_OK;
+}
 
+/* start_first_view marks the first view usable (a fixed one, or a
+   stack without state transfer) or waits for its READY. */
+static void start_first_view(vsx_endpoint_t *ep, uint32_t rank) {
+  ep->cur = 0;
+  ep->stack = ep->slot[0].stack;
+  ep->rank = rank;
+  ep->dynamic = vsx_stack_find(ep->stack, "intra") != NULL;
+  ep->has_xfer = vsx_stack_find(ep->stack, "xfer") != NULL;
+  if (!ep->dynamic) ep->view.flags |= VSX_VIEW_STATIC;
+  ep->primary = is_primary(ep, &ep->view);
+  if (ep->primary_cnt && ep->primary) ep->view.flags |= VSX_VIEW_PRIMARY;
+  ep->init_pending = 1;
+}
+
+int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
+  if (!out) return vsx_fail(VSX_ERR_INVAL, "endpoint: out is NULL");
+  *out = NULL;
+  int err = check_opts(opts);
+  if (err) return err;
+  vsx_endpoint_t *ep = calloc(1, sizeof *ep);
+  if (!ep) return vsx_fail(VSX_ERR_NOMEM, "endpoint: out of memory");
+  ep->opts = *opts;
+  ep->eid = opts->eid ? opts->eid : fresh_eid();
+  uint32_t rank = 0;
+  if ((err = configure(ep, opts, &rank))) goto fail_free;
+  uint32_t mtu = opts->mtu_payload ? opts->mtu_payload : 1472;
   uint32_t buf_cnt = opts->buf_cnt ? opts->buf_cnt : 4096, ev_cnt = opts->ev_cnt ? opts->ev_cnt : 4096;
   uint32_t buf_sz = mtu + 256 + 64 > 2048 ? 4096 * ((mtu + 256 + 64 + 4095) / 4096) : 2048;
   vsx_transport_cfg_t tc = {
@@ -446,14 +467,7 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
   ep->pool = ep->tops->pool(ep->tstate);
   if ((err = vsx_evpool_create(ev_cnt, ev_cnt / 8, &ep->evpool))) goto fail_transport;
   if ((err = build_stack(ep, &ep->slot[0], &ep->view, rank))) goto fail_evpool;
-  ep->cur = 0;
-  ep->stack = ep->slot[0].stack;
-  ep->rank = rank;
-  ep->dynamic = vsx_stack_find(ep->stack, "intra") != NULL;
-  ep->has_xfer = vsx_stack_find(ep->stack, "xfer") != NULL;
-  if (!ep->dynamic) ep->view.flags |= VSX_VIEW_STATIC;
-  ep->primary = is_primary(ep, &ep->view);
-  if (ep->primary_cnt && ep->primary) ep->view.flags |= VSX_VIEW_PRIMARY;
+  start_first_view(ep, rank);
   if ((err = open_trace(ep, opts))) goto fail_stack;
   if (!ep->dynamic || !ep->has_xfer) {
     /* Usable at once, as in the core release; the view callback (if
@@ -464,7 +478,6 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
   } else {
     ep->app_blocked = 1; /* until the first view callback */
   }
-  ep->init_pending = 1;
   *out = ep;
   return VSX_OK;
 

@@ -11,7 +11,8 @@
 #        the XDP attach mode for afxdp and bare; auto = the transport's
 #        default), SIZES ("64 1400"), VSX_TOPO (pair: the two hosts on one
 #        veth pair, the default; bridge: through a Linux bridge),
-#        VSX_BENCH_OUT.
+#        VSX_BENCH_OUT, VSX_BENCH_RAW (a file of raw lines as in the
+#        document's "Raw runs": render the table from it, measure nothing).
 #
 # Method: sender pinned to CPU 0 in host 1, receiver pinned to CPU 1 in
 # host 2, both spinning; the receiver counts datagrams delivered in a
@@ -21,7 +22,8 @@
 # On a shared 2-CPU VM a busy neighbour halves any figure, so before each
 # run the script waits (up to 60 s) for the machine to be nearly idle, and
 # a run in which the sender or the receiver got less than 90% of its CPU
-# is repeated (up to 3 tries); the raw results record both.
+# is repeated (up to 3 tries); the raw results record both, and the table
+# leaves out runs that stayed disturbed after three tries.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -40,10 +42,15 @@ modeopt=()
 [ "$mode" != auto ] && modeopt=(--mode "$mode")
 command -v taskset >/dev/null || { echo "taskset is needed"; exit 2; }
 
-VSX_TOPO=${VSX_TOPO:-pair} vsx_hosts_up 2 || { echo "test hosts failed"; exit 1; }
 tmp=$(mktemp -d)
-trap 'vsx_hosts_down; rm -rf "$tmp"' EXIT
-mac2=$(vsx_on 2 ip -o link show dev eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+if [ -n "${VSX_BENCH_RAW:-}" ]; then
+  trap 'rm -rf "$tmp"' EXIT
+  grep -E '^(udp|afxdp|bare) ' "$VSX_BENCH_RAW" >"$tmp/raw" || { echo "no raw lines in $VSX_BENCH_RAW"; exit 2; }
+else
+  VSX_TOPO=${VSX_TOPO:-pair} vsx_hosts_up 2 || { echo "test hosts failed"; exit 1; }
+  trap 'vsx_hosts_down; rm -rf "$tmp"' EXIT
+  mac2=$(vsx_on 2 ip -o link show dev eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+fi
 
 # busy_pct: CPU busy percentage over 0.5 s, all CPUs.
 busy_pct() {
@@ -105,7 +112,9 @@ run() {
 }
 
 kinds=(udp afxdp bare)
-echo "bench_transport: $reps reps x ${#kinds[@]} kinds x sizes ($sizes), $secs s each, XDP mode $mode"
+mreps=$reps
+[ -n "${VSX_BENCH_RAW:-}" ] && reps=0
+[ $reps -gt 0 ] && echo "bench_transport: $reps reps x ${#kinds[@]} kinds x sizes ($sizes), $secs s each, XDP mode $mode"
 for ((r = 0; r < reps; r++)); do
   echo "rep $((r + 1))"
   for size in $sizes; do
@@ -115,32 +124,37 @@ for ((r = 0; r < reps; r++)); do
   done
 done
 
-# median/min/max of a kind's rx pps at a size
-stat() { awk -v k="$1" -v s="$2" -v c="$3" '$1 == k && $2 == s { print $c }' "$tmp/raw" | sort -n |
+# Undisturbed runs: both sides got at least 90% of their CPU.
+ok() { awk '$6 >= 0.9 && $7 >= 0.9' "$tmp/raw"; }
+# median/min/max of a kind's column c at a size, undisturbed runs
+stat() { ok | awk -v k="$1" -v s="$2" -v c="$3" '$1 == k && $2 == s { print $c }' | sort -n |
   awk '{ v[NR] = $1 } END { if (!NR) { print "0 0 0"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'; }
 # per-rep ratio a/b of rx pps (runs of one rep are back to back), median
+# over the reps where both runs were undisturbed
 ratio() {
-  paste <(awk -v k="$1" -v s="$3" '$1 == k && $2 == s { print $3 }' "$tmp/raw") \
-        <(awk -v k="$2" -v s="$3" '$1 == k && $2 == s { print $3 }' "$tmp/raw") |
-    awk 'NF == 2 && $2 > 0 { printf "%.4f\n", $1 / $2 }' | sort -n |
+  paste <(awk -v k="$1" -v s="$3" '$1 == k && $2 == s { print ($6 >= 0.9 && $7 >= 0.9) ? $3 : 0 }' "$tmp/raw") \
+        <(awk -v k="$2" -v s="$3" '$1 == k && $2 == s { print ($6 >= 0.9 && $7 >= 0.9) ? $3 : 0 }' "$tmp/raw") |
+    awk 'NF == 2 && $1 > 0 && $2 > 0 { printf "%.4f\n", $1 / $2 }' | sort -n |
     awk '{ v[NR] = $1 } END { if (!NR) { print "-"; exit } printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 table=$tmp/table
 {
-  echo "| transport | datagram | delivered pps, median (min-max) | Gbit/s (payload) | sender offered pps, median | vs udp | vs bare |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| transport | datagram | runs | delivered pps, median (min-max) | Gbit/s (payload) | sender offered pps, median | vs udp | vs bare |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for size in $sizes; do
     for kind in afxdp udp bare; do
       read -r med lo hi < <(stat "$kind" "$size" 3)
       read -r tmed _ _ < <(stat "$kind" "$size" 4)
+      n=$(ok | awk -v k="$kind" -v s="$size" '$1 == k && $2 == s' | wc -l)
+      all=$(awk -v k="$kind" -v s="$size" '$1 == k && $2 == s' "$tmp/raw" | wc -l)
       gb=$(awk -v p="$med" -v s="$size" 'BEGIN { printf "%.2f", p * s * 8 / 1e9 }')
       name=$kind
       [ "$kind" = afxdp ] && name="vsx afxdp"
       [ "$kind" = udp ] && name="vsx udp"
       [ "$kind" = bare ] && name="bare libxdp loop"
-      printf '| %s | %s B | %s (%s-%s) | %s | %s | %s | %s |\n' "$name" "$size" "$med" "$lo" "$hi" "$gb" "$tmed" \
-        "$(ratio "$kind" udp "$size")" "$(ratio "$kind" bare "$size")"
+      printf '| %s | %s B | %s of %s | %s (%s-%s) | %s | %s | %s | %s |\n' "$name" "$size" "$n" "$all" "$med" "$lo" "$hi" \
+        "$gb" "$tmed" "$(ratio "$kind" udp "$size")" "$(ratio "$kind" bare "$size")"
     done
   done
 } >"$table"
@@ -152,11 +166,12 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
   echo "# Transport benchmark"
   echo
   echo "Generated by \`tests/integration/bench_transport.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC')."
+  [ -n "${VSX_BENCH_RAW:-}" ] && echo "(Table rendered from the raw runs listed below, saved from an earlier measurement.)"
   echo
   echo "Command (as root, from the source tree, after building into \`$build\`):"
   echo
   echo '```'
-  echo "REPS=$reps SECS=$secs MODE=$mode SIZES=\"$sizes\" VSX_TOPO=${VSX_TOPO:-pair} tests/integration/bench_transport.sh $build"
+  echo "REPS=$mreps SECS=$secs MODE=$mode SIZES=\"$sizes\" VSX_TOPO=${VSX_TOPO:-pair} tests/integration/bench_transport.sh $build"
   echo '```'
   echo
   if [ "${VSX_TOPO:-pair}" = pair ]; then topo="joined by one veth pair"; else topo="each on a veth to a Linux bridge"; fi
@@ -164,6 +179,8 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
   echo "sender pinned to CPU 0, receiver to CPU 1, both spinning. XDP attach mode: $mode."
   echo "Unicast from host 1 to host 2. Datagram size = UDP payload (vsx wire header included)."
   echo "\"vs udp\" and \"vs bare\" are medians of per-rep ratios of delivered pps (runs of one rep are back to back)."
+  echo "\"runs\": undisturbed runs (sender and receiver each got at least 90% of its CPU) of all runs; the"
+  echo "table uses only those, the raw list below has all."
   echo "Offered pps is the sender's average over its whole run (SECS + 1.5 s, start-up included), so it can"
   echo "read below what the receiver counted in its window. Gbit/s counts UDP payload bytes."
   echo

@@ -116,6 +116,9 @@ static void on_view(void *user, vsx_endpoint_t *ep, const vsx_view_t *v, uint32_
   if (none_lost && p->cast_got[p->rank] != p->cast_k)
     PFAIL(p, "seed %llu: property 11: %s delivered %u of its %u casts of view %llu, which it left with no member lost",
           (unsigned long long)g->seed, p->name, p->cast_got[p->rank], p->cast_k, (unsigned long long)p->view.ltime);
+  p->prev_view = p->view;
+  p->prev_cast_k = p->cast_k;
+  memcpy(p->prev_cast_got, p->cast_got, sizeof p->cast_got);
   p->view = *v;
   p->rank = rank;
   p->has_view = 1;
@@ -484,6 +487,56 @@ static void chaos_note(mgroup_t *g, const char *fmt, ...) {
   strcat(g->chaos_log, "; ");
 }
 
+/* chaos_fault injects one fault of the given kind (0-7), if it applies;
+   returns 1 if it did (heals are not counted). */
+static int chaos_fault(mgroup_t *g, uint32_t kind, uint32_t max, uint64_t *burst_end) {
+  int i = pick_live(g), j = pick_live(g);
+  switch (kind) {
+  case 0: /* crash */
+    if (i < 0 || live_cnt(g) < 2) return 0;
+    mgroup_crash(g, (uint32_t)i);
+    chaos_note(g, "crash p%d", i);
+    return 1;
+  case 1: /* join */
+    if (g->n >= max || (i = mgroup_spawn(g)) < 0) return 0;
+    chaos_note(g, "join p%d", i);
+    return 1;
+  case 2: { /* pause */
+    if (i < 0) return 0;
+    uint64_t ns = 50000000ull + vsx_rng_below(&g->rng, 550000000ull);
+    mgroup_pause(g, (uint32_t)i, ns);
+    chaos_note(g, "pause p%d %llums", i, (unsigned long long)(ns / 1000000));
+    return 1;
+  }
+  case 3: /* partition: every live process on a random side of two */
+    for (uint32_t k = 0; k < g->n; k++)
+      if (g->p[k].ep && !g->p[k].crashed) vsx_sim_side(g->sim, g->p[k].eid, (uint32_t)vsx_rng_below(&g->rng, 2));
+    chaos_note(g, "partition");
+    return 1;
+  case 4: /* asymmetric: cut one direction of one link */
+    if (i < 0 || j < 0 || i == j) return 0;
+    vsx_sim_link(g->sim, g->p[i].eid, g->p[j].eid, 0);
+    chaos_note(g, "cut p%d->p%d", i, j);
+    return 1;
+  case 5: { /* loss burst */
+    uint64_t ns = 50000000ull + vsx_rng_below(&g->rng, 750000000ull);
+    vsx_sim_set_loss(g->sim, 0.5 + 0.45 * vsx_rng_uniform(&g->rng), g->o.sim.dup);
+    *burst_end = vsx_sim_now(g->sim) + ns;
+    chaos_note(g, "burst %llums", (unsigned long long)(ns / 1000000));
+    return 1;
+  }
+  case 6: /* graceful leave (a paused process cannot ask) */
+    if (i < 0 || live_cnt(g) < 2 || g->p[i].paused_until > vsx_sim_now(g->sim)) return 0;
+    mgroup_leave(g, (uint32_t)i);
+    chaos_note(g, "leave p%d", i);
+    return 1;
+  default: /* heal */
+    vsx_sim_heal(g->sim);
+    chaos_note(g, "heal");
+    return 0;
+  }
+}
+
 uint32_t mgroup_chaos(mgroup_t *g, const mg_chaos_t *c) {
   uint64_t end = vsx_sim_now(g->sim) + c->duration_ns, burst_end = 0;
   uint32_t faults = 0, max = c->procs_max && c->procs_max <= MG_PROCS_MAX ? c->procs_max : MG_PROCS_MAX;
@@ -498,59 +551,7 @@ uint32_t mgroup_chaos(mgroup_t *g, const mg_chaos_t *c) {
       if (burst_end && vsx_sim_now(g->sim) >= burst_end) { vsx_sim_set_loss(g->sim, c->base_loss, g->o.sim.dup); burst_end = 0; }
     }
     uint32_t kind = (uint32_t)vsx_rng_below(&g->rng, 8);
-    if (!((c->allow >> (kind < 7 ? kind : 3)) & 1)) continue; /* 7: heal, allowed with partitions */
-    int i = pick_live(g), j = pick_live(g);
-    switch (kind) {
-    case 0: /* crash */
-      if (i < 0 || live_cnt(g) < 2) break;
-      mgroup_crash(g, (uint32_t)i);
-      chaos_note(g, "crash p%d", i);
-      faults++;
-      break;
-    case 1: /* join */
-      if (g->n >= max) break;
-      i = mgroup_spawn(g);
-      if (i >= 0) { chaos_note(g, "join p%d", i); faults++; }
-      break;
-    case 2: { /* pause */
-      if (i < 0) break;
-      uint64_t ns = 50000000ull + vsx_rng_below(&g->rng, 550000000ull);
-      mgroup_pause(g, (uint32_t)i, ns);
-      chaos_note(g, "pause p%d %llums", i, (unsigned long long)(ns / 1000000));
-      faults++;
-      break;
-    }
-    case 3: /* partition: every live process on a random side of two */
-      for (uint32_t k = 0; k < g->n; k++)
-        if (g->p[k].ep && !g->p[k].crashed) vsx_sim_side(g->sim, g->p[k].eid, (uint32_t)vsx_rng_below(&g->rng, 2));
-      chaos_note(g, "partition");
-      faults++;
-      break;
-    case 4: /* asymmetric: cut one direction of one link */
-      if (i < 0 || j < 0 || i == j) break;
-      vsx_sim_link(g->sim, g->p[i].eid, g->p[j].eid, 0);
-      chaos_note(g, "cut p%d->p%d", i, j);
-      faults++;
-      break;
-    case 5: { /* loss burst */
-      uint64_t ns = 50000000ull + vsx_rng_below(&g->rng, 750000000ull);
-      vsx_sim_set_loss(g->sim, 0.5 + 0.45 * vsx_rng_uniform(&g->rng), g->o.sim.dup);
-      burst_end = vsx_sim_now(g->sim) + ns;
-      chaos_note(g, "burst %llums", (unsigned long long)(ns / 1000000));
-      faults++;
-      break;
-    }
-    case 6: /* graceful leave (a paused process cannot ask) */
-      if (i < 0 || live_cnt(g) < 2 || g->p[i].paused_until > vsx_sim_now(g->sim)) break;
-      mgroup_leave(g, (uint32_t)i);
-      chaos_note(g, "leave p%d", i);
-      faults++;
-      break;
-    case 7: /* heal */
-      vsx_sim_heal(g->sim);
-      chaos_note(g, "heal");
-      break;
-    }
+    if ((c->allow >> (kind < 7 ? kind : 3)) & 1) faults += (uint32_t)chaos_fault(g, kind, max, &burst_end); /* 7: heal, with partitions */
   }
   while (mgroup_step(g, end)) {}
   vsx_sim_heal(g->sim);

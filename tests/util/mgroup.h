@@ -42,7 +42,7 @@
 /* Fast membership timings for tests (virtual time is cheap but events
    are not): detection in 100 ms. */
 #define MG_PARAMS_FAST "suspect.sweep_ms=20,suspect.timeout_ms=100,inter.heal_ms=100,inter.retry_ms=20," \
-                       "inter.timeout_ms=400,intra.leave_ms=500,stable.sweep_ms=10"
+                       "inter.timeout_ms=400,intra.leave_ms=500,stable.sweep_ms=10,mnak.window=128,pt2pt.window=64"
 
 typedef struct mg_proc {
   struct mgroup *g;
@@ -64,6 +64,10 @@ typedef struct mg_proc {
   uint32_t cast_got[VSX_MEMBERS_MAX];   /* casts delivered per origin rank */
   uint32_t send_got[VSX_MEMBERS_MAX];
   uint64_t seq;               /* my messages sent, casts and sends          */
+  /* the view before the current one, as it ended here */
+  vsx_view_t prev_view;
+  uint32_t prev_cast_k;       /* my casts sent in it                          */
+  uint32_t prev_cast_got[VSX_MEMBERS_MAX]; /* casts delivered in it, per rank */
   uint64_t delivered;
   uint32_t blocked_refusals;  /* casts tried while blocked (all refused)    */
   /* state transfer */
