@@ -63,30 +63,34 @@
    merging is a max.
 
    Bounds (all sized at init, nothing allocated afterwards):
-   - window: a sender may have at most `window` total/safe casts, at
-     most `window_bufs` buffers of them, and at most `window_ext` of them
-     long enough to need an iovec extension array (more than
-     VSX_IOVL_INLINE pieces; the pool has few), not yet delivered by every
-     member (as their ACKs say).  Then it parks further casts and blocks
-     the application (vsx_flow_block); nothing is dropped.  Hence every
-     member holds at most that much per origin, and at most
-     members*window learned but undelivered positions; the rings below
-     are that big.  A message beyond window_bufs goes alone.
+   - window: once a sender has `window` total/safe casts, or
+     `window_bufs` buffers of them, or `window_ext` of them long enough
+     to need an iovec extension array (more than VSX_IOVL_INLINE pieces;
+     the pool has few), not yet delivered by every member (as their ACKs
+     say), the application is blocked (vsx_flow_block) before its next
+     cast.  Casts already on their way (queued from inside a callback)
+     still go, up to the rings' size, twice the window; beyond that they
+     are parked.  Nothing is dropped.  Hence every member holds at most
+     2*window casts per origin and members*2*window learned but
+     undelivered positions; the rings below are that big.
    - ORDER messages hold at most what fits one datagram.
 
-   View change (docs/total-order.md).  Within one stack instance (one
-   view) this layer is complete.  The rule for the end of a view: a member
-   delivers a total or safe cast only at a position it learned from this
-   view's sequencer; this layer never orders anything itself (no
-   "deterministic order" for leftovers), and fini discards what was not
-   delivered.  Membership's flush must (1) let the sequencer cast the order
-   of everything it received before the flush freezes the casts, and (2)
-   once every survivor holds the same casts (ORDERs included), have each
-   deliver every learned position whose data it holds.  What a flush or
-   its debugger needs to see is in the stats (pos_learned, pos_ready,
-   pos_stable, delivered) and the dump (per origin: received, ordered,
-   ready, delivered; the sequencer's pending and assigned counts).  A
-   sequencer crash ends the view; the next view's rank 0 orders anew. */
+   View change (docs/total-order.md).  Membership's flush (vsync, mnak)
+   gives this layer three moments:
+   - Dn FAIL: the failed are no longer waited for (windows, stability).
+   - Dn BLOCK_OK: my parked casts go first; the sequencer casts the order
+     of everything it received and then CLOSE, its last reliable cast;
+     then BLOCK_OK goes on and nobody casts ORDER or ACK again.
+   - Up SYNC (the attempt's own, bounced by mnak once every survivor holds
+     the same casts): the final delivery, the same at every survivor:
+     every learned position whose data is here, in position order; then,
+     only if I hold CLOSE (so I know every position the sequencer ever
+     gave, and nobody anywhere delivered the rest), the casts it never
+     ordered, origin by origin in rank order.  Without CLOSE they are
+     discarded: the order may have been fixed where I cannot see it
+     (the strong form of property 8).  Nothing is delivered after that.
+   Without a flush (a fixed view, or a member left alone) fini discards
+   what was not delivered. */
 #include "vsx/layer.h"
 #include "evq.h"
 #include <arpa/inet.h>
@@ -94,7 +98,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KIND_FIFO = 1, KIND_TOTAL = 2, KIND_SAFE = 3, KIND_ORDER = 4, KIND_ACK = 5, KIND_UNREL = 6 };
+enum { KIND_FIFO = 1, KIND_TOTAL = 2, KIND_SAFE = 3, KIND_ORDER = 4, KIND_ACK = 5, KIND_UNREL = 6, KIND_CLOSE = 7 };
 
 typedef struct seqbb_hdr { uint8_t kind, flags; uint16_t cnt; uint32_t seq; } __attribute__((packed)) seqbb_hdr_t;
 typedef struct seqbb_run { uint16_t origin, len; uint32_t first; } __attribute__((packed)) seqbb_run_t;
@@ -107,10 +111,12 @@ _Static_assert(VSX_MEMBERS_MAX <= 256, "origins are stored in one byte per posit
 #define RETRY_NS 200000ull    /* retry after the event or buffer pool ran dry */
 
 enum { ST_CASTS, ST_DELIVERED, ST_SAFE_DELIVERED, ST_ORDERS_SENT, ST_ORDERED, ST_ACKS_SENT, ST_POS_LEARNED,
-       ST_POS_READY, ST_POS_STABLE, ST_PARKED, ST_MALFORMED, ST_NO_EVENT, ST_CNT };
+       ST_POS_READY, ST_POS_STABLE, ST_PARKED, ST_MALFORMED, ST_NO_EVENT, ST_FLUSH_DELIVERED, ST_LEFTOVERS,
+       ST_DISCARDED, ST_UNSENT, ST_CNT };
 static const char *const stat_names[ST_CNT] = {
   "casts", "delivered", "safe_delivered", "orders_sent", "ordered", "acks_sent", "pos_learned",
-  "pos_ready", "pos_stable", "parked", "malformed", "no_event" };
+  "pos_ready", "pos_stable", "parked", "malformed", "no_event", "flush_delivered", "leftovers",
+  "discarded", "unsent" };
 _Static_assert(ST_CNT <= VSX_LAYER_STATS_MAX, "seqbb stats fit the context");
 
 typedef struct origin {
@@ -153,6 +159,15 @@ typedef struct seqbb {
   int ack_due;                   /* progress since my last ACK                              */
   int safe_unacked;              /* ... and it made a safe cast ready                       */
   uint64_t last_ack_ns;
+  /* view change (docs/total-order.md) */
+  uint64_t failed;               /* ranks failed in this view (Dn FAIL): not waited for     */
+  int blocking;                  /* BLOCK_OK went by: no ORDER, ACK or CLOSE after it       */
+  vsx_evq_t block_oks;           /* BLOCK_OKs held until my parked casts are out            */
+  vsx_event_t *sync;             /* SYNC held while the final delivery waits for events     */
+  uint64_t sync_attempt, sync_gen; /* tags of the last SYNC that went down ...              */
+  int sync_live;                 /* ... and no FAIL or BLOCK_OK went down after it          */
+  int seq_closed;                /* I hold the sequencer's CLOSE: I know every ORDER it sent */
+  int final;                     /* the final delivery ran: nothing more goes up            */
   /* deadlines for the one alarm, 0 = none */
   uint64_t order_at, ack_at, retry_at;
   seqbb_run_t scratch[RUNS_MAX];
@@ -212,7 +227,10 @@ static int seqbb_init(vsx_layer_ctx_t *ctx) {
     return vsx_fail(VSX_ERR_INVAL, "seqbb: payload_max=%u too small for ORDER and ACK messages", ctx->payload_max);
   s->runs_max = (room - HDR_BELOW_SLACK - (uint32_t)sizeof(seqbb_hdr_t)) / (uint32_t)sizeof(seqbb_run_t);
   if (s->runs_max > RUNS_MAX) s->runs_max = RUNS_MAX;
-  s->cap = pow2_at_least(s->window);
+  /* The rings hold twice the window: the window blocks the application
+     as soon as it is full, and casts the application queued before it
+     saw that (from inside a callback) still fit without being parked. */
+  s->cap = pow2_at_least(2ull * s->window);
   s->mask = s->cap - 1;
   s->ord_cap = pow2_at_least((uint64_t)n * s->cap);
   s->ord_mask = s->ord_cap - 1;
@@ -239,6 +257,9 @@ static void seqbb_fini(vsx_layer_ctx_t *ctx) {
   seqbb_t *s = ctx->state;
   vsx_evq_free_all(ctx, &s->parked);
   vsx_evq_free_all(ctx, &s->parked_fifo);
+  vsx_evq_free_all(ctx, &s->block_oks);
+  if (s->sync) vsx_ev_free(ctx, s->sync);
+  s->sync = NULL;
   for (uint32_t r = 0; r < ctx->member_cnt; r++) {
     origin_t *o = &s->o[r];
     /* What was never delivered is dropped here: leftovers are never
@@ -286,12 +307,20 @@ static uint8_t *body_alloc(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint32_t sz) {
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* window_open: may my next total/safe cast, of bufs buffers (long: it
-   needs an extension array), go now? */
-static int window_open(const seqbb_t *s, uint32_t bufs, int long_msg) {
-  uint32_t out = s->sent - s->done;
-  if (out == 0) return 1; /* one message always goes, however large */
-  return out < s->window && s->out_bufs_sum + bufs <= s->window_bufs && (!long_msg || s->out_ext_sum < s->window_ext);
+/* window_full: the window is closed to the application (it is told to
+   wait); casts already on their way still go up to the rings' size. */
+static int window_full(const seqbb_t *s) {
+  return s->sent - s->done >= s->window || s->out_bufs_sum >= s->window_bufs || s->out_ext_sum >= s->window_ext;
+}
+
+/* ring_room: may my next total/safe cast go now without overflowing the
+   receivers' rings?  Beyond this it is parked. */
+static int ring_room(const seqbb_t *s) { return s->sent - s->done < s->cap; }
+
+/* flow_update tells the stack whether the application must wait. */
+static void flow_update(vsx_layer_ctx_t *ctx) {
+  seqbb_t *s = ctx->state;
+  vsx_flow_block(ctx, s->parked.cnt > 0 || s->parked_fifo.cnt > 0 || window_full(s));
 }
 
 /* send_total numbers ev and passes it down.  Returns 0 (ev untouched) when
@@ -300,7 +329,7 @@ static int send_total(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   seqbb_t *s = ctx->state;
   uint32_t bufs = ev->iovl.cnt ? ev->iovl.cnt : 1;
   int long_msg = ev->iovl.cnt > VSX_IOVL_INLINE; /* receivers reassemble as many pieces */
-  if (!window_open(s, bufs, long_msg)) return 0;
+  if (!ring_room(s)) return 0;
   void *at = vsx_hdr_push(ctx, ev, sizeof(seqbb_hdr_t));
   if (!at) { ctx->stats[ST_NO_EVENT]++; due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS); return 0; }
   put_hdr(at, ev->svc == VSX_SVC_SAFE ? KIND_SAFE : KIND_TOTAL, 0, s->sent);
@@ -325,14 +354,27 @@ static int send_plain(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint8_t kind) {
   return 1;
 }
 
+/* block_pump lets held BLOCK_OKs go once my parked casts are out and,
+   at the sequencer, the order of all it received and CLOSE are cast.
+   From then on this member casts nothing reliably in this view. */
+static int send_close(vsx_layer_ctx_t *ctx);
+static void block_pump(vsx_layer_ctx_t *ctx) {
+  seqbb_t *s = ctx->state;
+  if (!s->block_oks.cnt || s->parked.cnt || s->parked_fifo.cnt) return;
+  if (!s->blocking && ctx->rank == 0 && !send_close(ctx)) return; /* retried by the timer */
+  s->blocking = 1;
+  vsx_event_t *ev;
+  while ((ev = vsx_evq_pop(&s->block_oks))) vsx_pass_dn(ctx, ev);
+}
+
 /* update_window learns how far every member has delivered my casts,
    releases that much window, sends what was parked and tells the stack
    whether the application must wait. */
 static void update_window(vsx_layer_ctx_t *ctx) {
   seqbb_t *s = ctx->state;
   uint32_t done = s->o[ctx->rank].dlv;
-  for (uint32_t r = 0; r < ctx->member_cnt; r++)
-    if (r != ctx->rank && s->o[r].ack_dlv < done) done = s->o[r].ack_dlv;
+  for (uint32_t r = 0; r < ctx->member_cnt; r++) /* the failed are not waited for */
+    if (r != ctx->rank && !(s->failed >> r & 1) && s->o[r].ack_dlv < done) done = s->o[r].ack_dlv;
   VSX_ASSERT(done >= s->done);
   VSX_ASSERT(done <= s->sent);
   while (s->done != done) {
@@ -347,8 +389,8 @@ static void update_window(vsx_layer_ctx_t *ctx) {
   while ((ev = vsx_evq_pop(&s->parked)))
     if (!send_total(ctx, ev)) { vsx_evq_unpop(&s->parked, ev); break; }
   if (s->parked_fifo.cnt) due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS);
-  vsx_flow_block(ctx, s->parked.cnt > 0 || s->parked_fifo.cnt > 0 || s->sent - s->done >= s->window ||
-                          s->out_bufs_sum >= s->window_bufs);
+  flow_update(ctx);
+  block_pump(ctx);
 }
 
 /* send_ack casts my progress (reliably: it comes back to me through
@@ -357,7 +399,7 @@ static void send_ack(vsx_layer_ctx_t *ctx, uint64_t now) {
   seqbb_t *s = ctx->state;
   uint32_t n = ctx->member_cnt;
   s->last_ack_ns = now;
-  if (n < 2) { s->ack_due = 0; return; }
+  if (n < 2 || s->blocking) { s->ack_due = 0; return; } /* after BLOCK_OK my reliable casts are over */
   vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
   uint8_t *body = ev ? body_alloc(ctx, ev, 8 + 4 * n) : NULL;
   void *at = body ? vsx_hdr_push(ctx, ev, sizeof(seqbb_hdr_t)) : NULL;
@@ -386,7 +428,7 @@ static void send_ack(vsx_layer_ctx_t *ctx, uint64_t now) {
 static void flush_order(vsx_layer_ctx_t *ctx, uint64_t now) {
   seqbb_t *s = ctx->state;
   VSX_ASSERT(ctx->rank == 0);
-  while (s->pend_lo != s->pend_hi) {
+  while (s->pend_lo != s->pend_hi && !s->blocking) {
     uint32_t add[VSX_MEMBERS_MAX] = { 0 }, nr = 0;
     uint64_t p = s->pend_lo;
     for (; p != s->pend_hi; p++) {
@@ -437,11 +479,14 @@ static int advance_ready(seqbb_t *s) {
   return s->ready_pos != from;
 }
 
+/* update_stable: a position is stable when I hold it and every other
+   member's ACK says it does; members that failed are not waited for (a
+   flush is under way, and it delivers every held position anyway). */
 static void update_stable(vsx_layer_ctx_t *ctx) {
   seqbb_t *s = ctx->state;
   uint64_t st = s->ready_pos;
   for (uint32_t r = 0; r < ctx->member_cnt; r++)
-    if (r != ctx->rank && s->o[r].ack_ready < st) st = s->o[r].ack_ready;
+    if (r != ctx->rank && !(s->failed >> r & 1) && s->o[r].ack_ready < st) st = s->o[r].ack_ready;
   if (st > s->stable_pos) s->stable_pos = st;
   VSX_ASSERT(s->stable_pos <= s->ready_pos);
 }
@@ -478,6 +523,7 @@ static int deliver(vsx_layer_ctx_t *ctx) {
    delivered), lazily otherwise. */
 static void progress(vsx_layer_ctx_t *ctx) {
   seqbb_t *s = ctx->state;
+  if (s->final) return; /* the view's deliveries are over */
   int moved = advance_ready(s);
   update_stable(ctx);
   moved |= deliver(ctx);
@@ -492,6 +538,93 @@ static void progress(vsx_layer_ctx_t *ctx) {
   ctx->stats[ST_POS_LEARNED] = s->learned;
   ctx->stats[ST_POS_READY] = s->ready_pos;
   ctx->stats[ST_POS_STABLE] = s->stable_pos;
+}
+
+/* ---- the end of the view (docs/total-order.md) --------------------------------- */
+
+/* send_close (the sequencer, when the application is blocked) casts the
+   order of everything received so far, then CLOSE: its last reliable
+   cast of the view.  FIFO below makes CLOSE follow every ORDER, so a
+   member holding it knows every position anyone ever learned.  Returns
+   0 when the pools are dry (the caller retries). */
+static int send_close(vsx_layer_ctx_t *ctx) {
+  seqbb_t *s = ctx->state;
+  flush_order(ctx, vsx_now(ctx));
+  if (s->pend_lo != s->pend_hi) return 0;
+  vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
+  void *at = ev ? vsx_hdr_push(ctx, ev, sizeof(seqbb_hdr_t)) : NULL;
+  if (!at) {
+    if (ev) vsx_ev_free(ctx, ev);
+    ctx->stats[ST_NO_EVENT]++;
+    due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS);
+    return 0;
+  }
+  put_hdr(at, KIND_CLOSE, 0, (uint32_t)s->pend_lo);
+  vsx_pass_dn(ctx, ev);
+  return 1;
+}
+
+/* pass_final passes origin r's next held cast up (at the end of the
+   view); 0 when no event record is free. */
+static int pass_final(vsx_layer_ctx_t *ctx, uint32_t r) {
+  seqbb_t *s = ctx->state;
+  origin_t *o = &s->o[r];
+  vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
+  if (!ev) { ctx->stats[ST_NO_EVENT]++; due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS); return 0; }
+  uint32_t i = o->dlv & s->mask;
+  ev->iovl = o->slot[i];
+  vsx_iovl_init(&o->slot[i]);
+  ev->peer = (int32_t)r;
+  if (r == ctx->rank) ev->flags |= VSX_EVF_LOCAL;
+  ctx->stats[ST_DELIVERED]++;
+  ctx->stats[ST_FLUSH_DELIVERED]++;
+  if (o->safe[i]) ctx->stats[ST_SAFE_DELIVERED]++;
+  o->dlv++;
+  vsx_pass_up(ctx, ev);
+  return 1;
+}
+
+/* final_delivery runs when the flush has given every survivor the same
+   casts (the SYNC bounced up from mnak): the same inputs everywhere, so
+   the same output everywhere.
+   1. Every learned position whose data is here, in position order, safe
+      ones too (every survivor holds them now).  A position whose data
+      no survivor had belongs to the tail of a failed origin's stream
+      (FIFO below): it and the rest of that origin are skipped.
+   2. If I hold the sequencer's CLOSE, I know every position it ever
+      gave, so casts it never ordered were delivered nowhere, on any
+      side of any partition: they follow, origin by origin in rank
+      order, each origin's in its own order.  Without CLOSE (the
+      sequencer crashed or is on the other side of a partition) they are
+      discarded: their order may have been fixed where I cannot see it.
+   Returns 0 when it must be resumed (no event record free). */
+static int final_delivery(vsx_layer_ctx_t *ctx) {
+  seqbb_t *s = ctx->state;
+  for (; s->dlv_pos != s->learned; s->dlv_pos++) {
+    uint32_t r = s->ord[s->dlv_pos & s->ord_mask];
+    origin_t *o = &s->o[r];
+    if (o->dlv == o->recv) continue; /* no survivor had it: the tail of a failed origin */
+    if (!pass_final(ctx, r)) return 0;
+  }
+  if (s->seq_closed)
+    for (uint32_t r = 0; r < ctx->member_cnt; r++)
+      while (s->o[r].dlv != s->o[r].recv) {
+        if (!pass_final(ctx, r)) return 0;
+        ctx->stats[ST_LEFTOVERS]++;
+      }
+  for (uint32_t r = 0; r < ctx->member_cnt; r++) ctx->stats[ST_DISCARDED] += s->o[r].recv - s->o[r].dlv;
+  s->final = 1;
+  return 1;
+}
+
+/* view_change_pump moves the end of the view along after a retry. */
+static void view_change_pump(vsx_layer_ctx_t *ctx) {
+  seqbb_t *s = ctx->state;
+  if (s->sync && final_delivery(ctx)) {
+    vsx_event_t *ev = s->sync;
+    s->sync = NULL;
+    vsx_pass_up(ctx, ev);
+  }
 }
 
 /* ---- receiving --------------------------------------------------------------- */
@@ -574,6 +707,7 @@ static int recv_ack(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint32_t r, const seq
 
 /* UP CAST/SEND: sends pass; casts are dispatched on the header kind. */
 static void seqbb_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  seqbb_t *s = ctx->state;
   if (ev->type == VSX_EV_SEND) { vsx_pass_up(ctx, ev); return; }
   seqbb_hdr_t h;
   uint32_t r = (uint32_t)ev->peer;
@@ -594,6 +728,11 @@ static void seqbb_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
     if (unrel || r != 0) goto malformed;
     ok = recv_order(ctx, ev, &h);
     break;
+  case KIND_CLOSE: /* CLOSE: the sequencer's last word; every ORDER came before it */
+    if (unrel || r != 0 || ntohl(h.seq) != (uint32_t)s->learned) goto malformed;
+    s->seq_closed = 1;
+    vsx_ev_free(ctx, ev);
+    return;
   case KIND_ACK:   /* ACK: merge a member's progress; mine comes back and is ignored */
     if (unrel) goto malformed;
     if (r == ctx->rank) { vsx_ev_free(ctx, ev); return; }
@@ -622,6 +761,8 @@ static void seqbb_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
       ctx->stats[ST_PARKED]++;
       vsx_evq_push(&s->parked, ev);
       progress(ctx); /* blocks the application until ACKs open the window */
+    } else if (window_full(s)) {
+      flow_update(ctx); /* the next cast waits: told before it is tried */
     }
     return;
   }
@@ -630,6 +771,60 @@ static void seqbb_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
     vsx_evq_push(&s->parked_fifo, ev);
     progress(ctx);
   }
+}
+
+/* DN FAIL: the failed are no longer waited for (windows, stability).
+   DN BLOCK_OK: the application is blocked: my parked casts go first (the
+   view's casts are sent in the view); the sequencer casts the order of
+   all it received and CLOSE; then BLOCK_OK goes on and neither ORDER
+   nor ACK is cast again.  A cast parked because the receivers' rings are
+   full could wait for ever now (ACKs have stopped): it is dropped,
+   counted in `unsent` and logged; the window blocks the application long
+   before that in every ordinary use. */
+static void seqbb_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  seqbb_t *s = ctx->state;
+  switch (ev->type) {
+  case VSX_EV_FAIL: /* FAIL: stop waiting for them; a new flush attempt begins */
+    s->failed |= ev->u64a;
+    s->sync_live = 0;
+    vsx_pass_dn(ctx, ev);
+    progress(ctx);
+    return;
+  case VSX_EV_BLOCK_OK: /* BLOCK_OK: my casts, then the order, then on */
+    s->sync_live = 0; /* a new count: any SYNC still out belongs to an attempt that is over */
+    if (!s->blocking && !s->block_oks.cnt && !ring_room(s) && s->parked.cnt) {
+      ctx->stats[ST_UNSENT] += s->parked.cnt;
+      vsx_log(0, "seqbb: rank %u: %u total casts parked beyond the rings' size not sent before the view change",
+              ctx->rank, s->parked.cnt);
+      vsx_evq_free_all(ctx, &s->parked);
+      flow_update(ctx);
+    }
+    vsx_evq_push(&s->block_oks, ev);
+    block_pump(ctx);
+    return;
+  case VSX_EV_SYNC: /* SYNC: the flush's agreement, on its way to mnak */
+    s->sync_attempt = ev->u64a;
+    s->sync_gen = ev->u64b;
+    s->sync_live = 1;
+    break;
+  }
+  vsx_pass_dn(ctx, ev);
+}
+
+/* UP SYNC (bounced from mnak): every survivor holds the same casts now:
+   deliver what the rule allows, then let it go on.  Only the SYNC of the
+   attempt under way counts: one that went down before a later FAIL or
+   count (BLOCK_OK) is stale, and vsync drops it; mnak may yet deliver
+   more casts for the next attempt's SYNC. */
+static void seqbb_upnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  seqbb_t *s = ctx->state;
+  if (ev->type == VSX_EV_SYNC && !s->final && !s->sync && s->sync_live && ev->u64a == s->sync_attempt &&
+      ev->u64b == s->sync_gen) {
+    s->sync = ev;
+    view_change_pump(ctx);
+    return;
+  }
+  vsx_pass_up(ctx, ev);
 }
 
 /* IDLE: the queue drained; the sequencer casts its pending order. */
@@ -652,6 +847,8 @@ static void seqbb_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
     if (s->ack_due) send_ack(ctx, now); /* after a failed one, progress below schedules it again */
   }
   progress(ctx);
+  block_pump(ctx);
+  view_change_pump(ctx);
   uint64_t *at[] = { &s->order_at, &s->ack_at, &s->retry_at };
   for (size_t i = 0; i < VSX_ARRAY_CNT(at); i++)
     if (*at[i]) vsx_timer_soon(ctx, *at[i]);
@@ -662,6 +859,7 @@ const vsx_layer_ops_t vsx_layer_seqbb = {
   .state_sz = sizeof(seqbb_t),
   .provides = VSX_CAP_TOTAL_ORDER, .needs_below = VSX_CAP_RELIABLE_CAST, .clears = VSX_CAP_CAST_UNITS,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
-  .init = seqbb_init, .fini = seqbb_fini, .up = seqbb_up, .dn = seqbb_dn, .timer = seqbb_timer,
+  .init = seqbb_init, .fini = seqbb_fini, .up = seqbb_up, .dn = seqbb_dn, .upnm = seqbb_upnm, .dnnm = seqbb_dnnm,
+  .timer = seqbb_timer,
   .dump = seqbb_dump, .idle = seqbb_idle,
 };

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
-#include "total_check.c" /* tests/CMakeLists.txt builds only testutil.c into vsx_testutil */
+#include "total_check.h"
 
 #define SEC 1000000000ull
 
@@ -449,7 +449,7 @@ START_TEST(test_total_rejects_bad_input) {
   memset(b, 0xA5, sizeof b);
   static const uint32_t zero[U_N] = { 0, 0, 0 }, too_many[U_N] = { 0, 1, 0 };
   static const uint16_t ok_run[1][3] = { { 2, 1, 0 } }, bad_first[1][3] = { { 2, 1, 1 } }, bad_origin[1][3] = { { 9, 1, 0 } },
-                        zero_len[1][3] = { { 2, 0, 0 } }, beyond[1][3] = { { 2, 5, 0 } };
+                        zero_len[1][3] = { { 2, 0, 0 } }, beyond[1][3] = { { 2, 9, 0 } };
   struct { const char *what; int32_t peer; uint16_t flags; size_t len; } cases[16];
   uint8_t bytes[16][128];
   int c = 0;
@@ -472,18 +472,19 @@ START_TEST(test_total_rejects_bad_input) {
     u_inject(&n, cases[i].peer, cases[i].flags, bytes[i], cases[i].len);
     ck_assert_msg(vsx_stack_stat(n.st, "seqbb", "malformed") == (uint64_t)i + 1, "%s: not counted", cases[i].what);
   }
-  /* Out of window: origin 2 may have 4 undelivered casts here, not 5. */
-  for (uint32_t k = 0; k < 5; k++) u_inject(&n, 2, 0, b, u_data(b, K_TOTAL, k, (uint8_t)k));
+  /* Beyond the rings: with window=4 origin 2 may have 8 undelivered casts
+     here (the rings hold twice the window), not 9. */
+  for (uint32_t k = 0; k < 9; k++) u_inject(&n, 2, 0, b, u_data(b, K_TOTAL, k, (uint8_t)k));
   ck_assert_uint_eq(vsx_stack_stat(n.st, "seqbb", "malformed"), (uint64_t)c + 1);
   ck_assert_int_eq(n.up_cnt, 0);
   ck_assert_uint_eq(vsx_stack_stat(n.st, "seqbb", "pos_learned"), 0);
-  /* State intact: the right order delivers the four that were kept. */
-  static const uint16_t four[1][3] = { { 2, 4, 0 } };
-  u_inject(&n, 0, 0, b, u_order(b, 0, four, 1));
-  ck_assert_int_eq(n.up_cnt, 4);
-  for (int i = 0; i < 4; i++) ck_assert_uint_eq(n.up[i].b[0], i);
+  /* State intact: the right order delivers the eight that were kept. */
+  static const uint16_t eight[1][3] = { { 2, 8, 0 } };
+  u_inject(&n, 0, 0, b, u_order(b, 0, eight, 1));
+  ck_assert_int_eq(n.up_cnt, 8);
+  for (int i = 0; i < 8; i++) ck_assert_uint_eq(n.up[i].b[0], i);
   u_inject(&n, 2, 0, b, u_data(b, K_FIFO, 0, 99));
-  ck_assert_int_eq(n.up_cnt, 5);
+  ck_assert_int_eq(n.up_cnt, 9);
   ck_assert_uint_eq(vsx_stack_stat(n.st, "seqbb", "malformed"), (uint64_t)c + 1);
   u_destroy(&n);
 }

@@ -61,7 +61,7 @@ typedef struct vsx_endpoint vsx_endpoint_t;
 #define VSX_STACK_DEFAULT "top:frag:stable:pt2pt:mnak:bundle:bottom"
 /* The default stack with membership (used when opts.view is NULL):
    state transfer, merges, view changes, flush, failure detection. */
-#define VSX_STACK_VSYNC "top:xfer:inter:intra:vsync:frag:stable:pt2pt:mnak:suspect:bundle:bottom"
+#define VSX_STACK_VSYNC "top:xfer:inter:intra:vsync:seqbb:frag:stable:pt2pt:mnak:suspect:bundle:bottom"
 
 typedef struct vsx_endpoint_cbs {
   /* deliver: a message from member rank `from` (me included), service

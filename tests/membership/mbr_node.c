@@ -11,9 +11,16 @@
      <CLOCK_REALTIME ns> <ltime> <coordinator eid> <member count>
    so a benchmark can time them (bench_failover.sh).  SIGTERM or SIGINT: destroy the
    endpoint (trace exit "stop") and exit 0 (1 if a delivery was wrong).
+   --svc picks the casts' service: fifo (default), total, safe, or mixed
+   (fifo, total and safe in turn, so the checker sees properties 7, 8
+   and 9 in one run).  SIGUSR1 stops casting safe ones (mixed becomes
+   fifo and total): safe delivery is promised under crashes, not to a
+   member cut off alive (docs/total-order.md), so a script sends it
+   before it pauses processes or cuts links.
 
    usage: mbr_node --transport udp|afxdp --if IF --mcast A.B.C.D --port P
-                   --eid E --name N --dir DIR [--rate HZ] [--params P] */
+                   --eid E --name N --dir DIR [--rate HZ] [--params P]
+                   [--svc fifo|total|safe|mixed] */
 #include <arpa/inet.h>
 #include <endian.h>
 #include <ev.h>
@@ -32,7 +39,9 @@ typedef struct node {
   vsx_endpoint_t *ep;
   struct ev_loop *loop;
   ev_timer tick;
-  ev_signal sigterm, sigint;
+  ev_signal sigterm, sigint, sigusr1;
+  int svc;            /* VSX_SVC_*, or 0: mixed                        */
+  int no_safe;        /* SIGUSR1: safe casts become total              */
   const char *dir, *name;
   uint64_t eid, seq, delivered, errors;
   int blocked;
@@ -103,9 +112,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   payload_t h = { htobe64(n->eid), htobe64(n->seq + 1), htonl(body), htonl(vsx_crc32c(0, buf + sizeof h, body)) };
   memcpy(buf, &h, sizeof h);
   size_t len = sizeof h + body;
-  if (vsx_endpoint_cast(n->ep, VSX_SVC_FIFO, buf, len) != VSX_OK) return; /* AGAIN: flow control */
+  vsx_svc_t svc = n->svc ? (vsx_svc_t)n->svc : (vsx_svc_t)(VSX_SVC_FIFO + n->seq % 3);
+  if (svc == VSX_SVC_SAFE && n->no_safe) svc = VSX_SVC_TOTAL;
+  if (vsx_endpoint_cast(n->ep, svc, buf, len) != VSX_OK) return; /* AGAIN: flow control */
   n->seq++;
-  vsx_trace_send(vsx_endpoint_trace(n->ep), VSX_SVC_FIFO, n->seq, len, vsx_crc32c(0, buf, len), 0);
+  vsx_trace_send(vsx_endpoint_trace(n->ep), svc, n->seq, len, vsx_crc32c(0, buf, len), 0);
+}
+
+static void no_safe_cb(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)loop;
+  (void)revents;
+  ((node_t *)w->data)->no_safe = 1;
 }
 
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -116,7 +133,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents) {
 
 static void usage(const char *why) {
   fprintf(stderr, "mbr_node: %s\nusage: mbr_node --transport udp|afxdp --if IF --mcast A.B.C.D --port P --eid E "
-          "--name N --dir DIR [--rate HZ] [--params P]\n", why);
+          "--name N --dir DIR [--rate HZ] [--params P] [--svc fifo|total|safe|mixed]\n", why);
   exit(2);
 }
 
@@ -124,12 +141,12 @@ int main(int argc, char **argv) {
   static const struct option lo[] = {
     { "transport", 1, 0, 't' }, { "if", 1, 0, 'i' }, { "mcast", 1, 0, 'm' }, { "port", 1, 0, 'p' },
     { "eid", 1, 0, 'e' }, { "name", 1, 0, 'n' }, { "dir", 1, 0, 'd' }, { "rate", 1, 0, 'r' },
-    { "params", 1, 0, 'P' }, { 0, 0, 0, 0 } };
+    { "params", 1, 0, 'P' }, { "svc", 1, 0, 's' }, { 0, 0, 0, 0 } };
   const char *transport = NULL, *ifname = NULL, *params = NULL;
   struct in_addr mcast = { 0 };
   uint16_t port = 0;
   double rate = 200;
-  node_t n = { .name = "node" };
+  node_t n = { .name = "node", .svc = VSX_SVC_FIFO };
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (c) {
@@ -142,6 +159,11 @@ int main(int argc, char **argv) {
     case 'd': n.dir = optarg; break;
     case 'r': rate = atof(optarg); break;
     case 'P': params = optarg; break;
+    case 's':
+      n.svc = !strcmp(optarg, "fifo") ? VSX_SVC_FIFO : !strcmp(optarg, "total") ? VSX_SVC_TOTAL
+            : !strcmp(optarg, "safe") ? VSX_SVC_SAFE : !strcmp(optarg, "mixed") ? 0 : -1;
+      if (n.svc < 0) usage("--svc is fifo, total, safe or mixed");
+      break;
     default: usage("unknown option");
     }
   }
@@ -172,6 +194,9 @@ int main(int argc, char **argv) {
   ev_signal_init(&n.sigint, stop_cb, SIGINT);
   ev_signal_start(n.loop, &n.sigterm);
   ev_signal_start(n.loop, &n.sigint);
+  ev_signal_init(&n.sigusr1, no_safe_cb, SIGUSR1);
+  n.sigusr1.data = &n;
+  ev_signal_start(n.loop, &n.sigusr1);
   ev_run(n.loop, 0);
   vsx_endpoint_stats_t st;
   vsx_endpoint_get_stats(n.ep, &st);

@@ -59,6 +59,7 @@ typedef struct mg_proc {
   /* in the current view */
   uint32_t vs_cnt;            /* casts delivered                              */
   uint64_t vs_sum;            /* order-independent digest of them             */
+  uint64_t vs_ord;            /* order-dependent digest (total order)         */
   uint32_t cast_k;            /* my casts sent                                */
   uint32_t send_k[VSX_MEMBERS_MAX];     /* my sends per destination rank   */
   uint32_t cast_got[VSX_MEMBERS_MAX];   /* casts delivered per origin rank */
@@ -70,6 +71,7 @@ typedef struct mg_proc {
   uint32_t prev_cast_got[VSX_MEMBERS_MAX]; /* casts delivered in it, per rank */
   uint64_t delivered;
   uint32_t blocked_refusals;  /* casts tried while blocked (all refused)    */
+  uint64_t flow_refusals;     /* casts answered VSX_ERR_AGAIN (flow control) */
   /* state transfer */
   uint64_t *state;            /* state_len/8 cells, additive digest         */
   uint8_t *state_in;          /* being received                             */
@@ -79,7 +81,7 @@ typedef struct mg_proc {
 } mg_proc_t;
 
 typedef struct mg_view_rec { uint64_t ltime, coord, digest; uint32_t cnt; } mg_view_rec_t;
-typedef struct mg_trans_rec { uint64_t from_l, from_c, to_l, to_c, sum; uint32_t cnt, proc; } mg_trans_rec_t;
+typedef struct mg_trans_rec { uint64_t from_l, from_c, to_l, to_c, sum, ord; uint32_t cnt, proc; } mg_trans_rec_t;
 
 typedef struct mg_opts {
   uint32_t n;                 /* processes started at once                    */
@@ -92,7 +94,13 @@ typedef struct mg_opts {
   const char *run_name;       /* the trace subdirectory (default run-SEED)    */
   uint32_t msg_min, msg_max;  /* payload body bytes (default 8..200)          */
   double cast_p, send_p;      /* per traffic tick (1 ms): chance to cast/send */
+  uint32_t burst;             /* casts tried per tick when casting, stopping
+                                 at the first VSX_ERR_AGAIN (0: 1)        */
   uint32_t linger_ms;         /* default 200                                  */
+  vsx_svc_t svc;              /* the casts' service (0: fifo); with total or
+                                 safe, property 8 is checked too: members
+                                 that make the same transition delivered
+                                 the same casts in the same order         */
   uint32_t groups;            /* > 1: process i is in group "mbr<i % groups>"
                                  (groups with different names sharing the
                                  network, hence the port)                 */

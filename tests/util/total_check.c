@@ -29,10 +29,6 @@ static void tc_fail(tc_member_t *m, const char *fmt, ...) {
 
 /* ---- the probe: which total/safe casts reached each member below seqbb -- */
 
-typedef struct tc_probe {
-  uint32_t rx_ord[VSX_MEMBERS_MAX]; /* per origin: total/safe casts arrived (they come in order) */
-  uint64_t violations;              /* one arrived out of order or twice                       */
-} tc_probe_t;
 
 /* UP CAST: read the trailer of a reliable cast; count the total/safe ones. */
 static void probe_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {

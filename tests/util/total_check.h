@@ -33,6 +33,12 @@
 #include "vsx/sim.h"
 
 #define TC_MAX 8
+/* What the probe layer saw at one member (tests read rx_ord). */
+typedef struct tc_probe {
+  uint32_t rx_ord[VSX_MEMBERS_MAX]; /* per origin: total/safe casts arrived (they come in order) */
+  uint64_t violations;              /* one arrived out of order or twice                       */
+} tc_probe_t;
+
 #define TC_SPEC "top:seqbb:tc_probe:frag:stable:pt2pt:mnak:bundle:bottom"
 
 typedef struct tc_member {
