@@ -10,7 +10,12 @@
    Requires: datagrams below.
 
    The sender keeps each send in a per-destination window until it is
-   acknowledged and retransmits the unacknowledged ones every rto.  The
+   acknowledged and retransmits the oldest unacknowledged ones (at most
+   `burst` per peer, oldest first: the receiver acknowledges cumulatively,
+   so the head of the window is what unblocks it) every rto, doubling the
+   interval after every sweep that saw no acknowledgement progress, up to
+   8 x rto: a receiver that is slow (a loaded machine, a paused process)
+   is not flooded with the whole window again and again.  The
    receiver keeps out-of-order sends in its own window, delivers in order,
    and acknowledges cumulatively, shortly after receiving (ack_ms) so one
    ACK covers a burst.  A full window parks sends and blocks the
@@ -44,6 +49,9 @@ typedef struct pt2pt {
   uint32_t window;
   uint64_t rto_ns, ack_ns;
   uint64_t retrans_at_ns; /* next retransmission sweep, 0 = none due    */
+  uint32_t burst;         /* retransmissions per peer per sweep          */
+  uint32_t backoff;       /* sweeps without progress (interval rto << it) */
+  int progress;           /* an ACK released something since the sweep   */
   uint64_t ack_at_ns;     /* next ACK sweep, 0 = none due               */
   peer_t p[VSX_MEMBERS_MAX];
 } pt2pt_t;
@@ -53,6 +61,8 @@ static int pt2pt_init(vsx_layer_ctx_t *ctx) {
   s->window = (uint32_t)vsx_param_u64(ctx, "window", 256);
   s->rto_ns = vsx_param_u64(ctx, "rto_ms", 20) * 1000000ull;
   s->ack_ns = vsx_param_u64(ctx, "ack_ms", 2) * 1000000ull;
+  s->burst = (uint32_t)vsx_param_u64(ctx, "burst", 32);
+  if (!s->burst) return vsx_fail(VSX_ERR_INVAL, "pt2pt: burst must be > 0");
   if (s->window < 2 || s->window > (1u << 20)) return vsx_fail(VSX_ERR_INVAL, "pt2pt: window=%u outside [2, 2^20]", s->window);
   if (!s->rto_ns) return vsx_fail(VSX_ERR_INVAL, "pt2pt: rto_ms must be > 0");
   for (uint32_t r = 0; r < ctx->member_cnt; r++) {
@@ -201,7 +211,11 @@ static void pt2pt_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   case KIND_ACK: { /* ACK: free what the peer has, send what waited */
     peer_t *p = &s->p[r];
     ctx->stats[ST_ACKS_RECV]++;
-    if (seq > p->out.lo && seq <= p->send_next) vsx_window_release(&p->out, seq);
+    if (seq > p->out.lo && seq <= p->send_next) {
+      vsx_window_release(&p->out, seq);
+      s->progress = 1;
+      s->backoff = 0;
+    }
     vsx_ev_free(ctx, ev);
     drain_parked(ctx, p);
     return;
@@ -247,10 +261,13 @@ static void pt2pt_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
   int unacked = 0;
   if (s->retrans_at_ns && now >= s->retrans_at_ns) {
     s->retrans_at_ns = 0;
+    if (!s->progress && s->backoff < 3) s->backoff++; /* nothing acknowledged for a whole rto: slow down */
+    s->progress = 0;
     for (uint32_t r = 0; r < ctx->member_cnt; r++) {
       peer_t *p = &s->p[r];
       if (r == ctx->rank) continue;
-      for (uint32_t seq = p->out.lo; seq < p->send_next; seq++) {
+      uint32_t end = p->send_next - p->out.lo > s->burst ? p->out.lo + s->burst : p->send_next;
+      for (uint32_t seq = p->out.lo; seq < end; seq++) {
         vsx_iovl_t *l = vsx_window_get(&p->out, seq);
         if (!l) continue;
         vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_SEND);
@@ -268,7 +285,7 @@ static void pt2pt_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
     drain_parked(ctx, &s->p[r]);
     if (s->p[r].send_next != s->p[r].out.lo) unacked = 1;
   }
-  if (unacked && !s->retrans_at_ns) s->retrans_at_ns = now + s->rto_ns;
+  if (unacked && !s->retrans_at_ns) s->retrans_at_ns = now + (s->rto_ns << s->backoff);
   if (s->retrans_at_ns) vsx_timer_soon(ctx, s->retrans_at_ns);
   if (s->ack_at_ns) vsx_timer_soon(ctx, s->ack_at_ns);
   for (uint32_t r = 0; r < ctx->member_cnt; r++)

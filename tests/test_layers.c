@@ -331,6 +331,42 @@ START_TEST(test_layers_pt2pt_retransmits_until_acknowledged) {
 }
 END_TEST
 
+/* A receiver that hears nothing (cut off, paused): the sender
+   retransmits only the oldest `burst` sends per sweep, and sweeps less
+   and less often (rto, 2 rto, 4 rto, then 8 rto); when the receiver is
+   back, one sweep delivers the head, its ACK resets the pace and the
+   rest follows. */
+static int drop_sends_to_2(int idx, const pkt_t *p, uint32_t to) { (void)idx; return !(p->type == VSX_EV_SEND && to == 2); }
+
+START_TEST(test_layers_pt2pt_backs_off_and_bounds_bursts) {
+  net_up("t_app:pt2pt:t_link", "pt2pt.rto_ms=10,pt2pt.burst=4");
+  char text[16];
+  for (int i = 0; i < 20; i++) {
+    snprintf(text, sizeof text, "m%02d", i);
+    send_msg(0, VSX_EV_SEND, 2, text);
+  }
+  pump(drop_sends_to_2);
+  uint64_t sweeps[6];
+  for (int k = 0; k < 6; k++) { /* one sample per 10 ms of silence */
+    advance(10000000ull, drop_sends_to_2);
+    sweeps[k] = stat(0, "pt2pt", "retransmitted");
+  }
+  /* Sweeps at 10 ms (4 sends), 30 ms (+20 ms, 4), then 70 ms (+40 ms):
+     never more than `burst` at a time, and further and further apart. */
+  ck_assert_uint_eq(sweeps[0], 4);
+  ck_assert_uint_eq(sweeps[1], 4);
+  ck_assert_uint_eq(sweeps[2], 8);
+  ck_assert_uint_eq(sweeps[5], 8);
+  advance(200000000ull, keep_all); /* back: the head goes, the ACK resets the pace, the rest follows */
+  ck_assert_int_eq(nodes[2].got_cnt, 20);
+  for (int i = 0; i < 20; i++) {
+    snprintf(text, sizeof text, "m%02d", i);
+    ck_assert_str_eq(nodes[2].got[i], text);
+  }
+  net_down();
+}
+END_TEST
+
 /* ---- frag ------------------------------------------------------------------------------------- */
 
 START_TEST(test_layers_frag_cuts_and_rebuilds) {
@@ -473,6 +509,7 @@ int main(void) {
   tcase_add_test(tc, test_layers_mnak_recovers_tail_from_stable_announcement);
   tcase_add_test(tc, test_layers_mnak_drops_duplicates_and_blocks_when_full);
   tcase_add_test(tc, test_layers_pt2pt_retransmits_until_acknowledged);
+  tcase_add_test(tc, test_layers_pt2pt_backs_off_and_bounds_bursts);
   tcase_add_test(tc, test_layers_frag_cuts_and_rebuilds);
   tcase_add_test(tc, test_layers_stable_reports_min_and_max);
   tcase_add_test(tc, test_layers_bundle_packs_queued_messages_only);
