@@ -16,7 +16,9 @@
    and 9 in one run).  SIGUSR1 stops casting safe ones (mixed becomes
    fifo and total): safe delivery is promised under crashes, not to a
    member cut off alive (docs/total-order.md), so a script sends it
-   before it pauses processes or cuts links.
+   before it pauses processes or cuts links.  SIGUSR2 stops casting (a
+   script quiesces the group before it stops the members, so every cast
+   has been delivered everywhere when they exit).
 
    usage: mbr_node --transport udp|afxdp --if IF --mcast A.B.C.D --port P
                    --eid E --name N --dir DIR [--rate HZ] [--params P]
@@ -39,7 +41,7 @@ typedef struct node {
   vsx_endpoint_t *ep;
   struct ev_loop *loop;
   ev_timer tick;
-  ev_signal sigterm, sigint, sigusr1;
+  ev_signal sigterm, sigint, sigusr1, sigusr2;
   int svc;            /* VSX_SVC_*, or 0: mixed                        */
   int no_safe;        /* SIGUSR1: safe casts become total              */
   const char *dir, *name;
@@ -125,6 +127,11 @@ static void no_safe_cb(struct ev_loop *loop, ev_signal *w, int revents) {
   ((node_t *)w->data)->no_safe = 1;
 }
 
+static void quiet_cb(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)revents;
+  ev_timer_stop(loop, &((node_t *)w->data)->tick);
+}
+
 static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents) {
   (void)w;
   (void)revents;
@@ -197,6 +204,9 @@ int main(int argc, char **argv) {
   ev_signal_init(&n.sigusr1, no_safe_cb, SIGUSR1);
   n.sigusr1.data = &n;
   ev_signal_start(n.loop, &n.sigusr1);
+  ev_signal_init(&n.sigusr2, quiet_cb, SIGUSR2);
+  n.sigusr2.data = &n;
+  ev_signal_start(n.loop, &n.sigusr2);
   ev_run(n.loop, 0);
   vsx_endpoint_stats_t st;
   vsx_endpoint_get_stats(n.ep, &st);

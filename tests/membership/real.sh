@@ -110,6 +110,8 @@ t=$(wait_view 3 $(live)) || fail "link of n$p up but no merge"
 echo "link of n$p up: merged into one view of 3 after ${t}s"
 
 sleep 1 # traffic in the final view, for the checker's delivery property
+for i in $(live); do kill -USR2 "${pid[$i]}"; done
+sleep 1 # quiet: the last casts reach everyone (a total cast takes a round trip to the sequencer)
 for i in $(live); do kill -TERM "${pid[$i]}"; done
 for i in $(live); do wait "${pid[$i]}" || fail "n$i exited with an error: $(cat "$tmp/n$i.out")"; done
 verdict=$(python3 "$checker" --no-exit-is-crash "$tmp") || { echo "$verdict"; fail "the trace checker"; }
