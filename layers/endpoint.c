@@ -10,8 +10,13 @@
 #include "vsx/endpoint.h"
 #include "vsx/trace.h"
 #include "vsx/wire.h"
+#include "transport/afxdp_priv.h"
 
+#include <arpa/inet.h>
 #include <ev.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -23,6 +28,15 @@
 #define RX_BUDGET 1024     /* datagrams per poll before yielding to alarms */
 #define HDR_BELOW_MAX 128  /* wire + layer headers below frag              */
 #define HDR_ABOVE_MAX 64   /* layer headers above frag                     */
+#define BORROW_MAX 64      /* zero-copy buffers lent out at once           */
+
+/* A zero-copy buffer lent to the application: one pool buffer.  The
+   slots live in the endpoint (no allocation per borrow); the handle is
+   the slot's address. */
+struct vsx_msgbuf {
+  struct vsx_endpoint *ep; /* NULL: the slot is free                    */
+  vsx_iovec_t iov;         /* one reference, the application's          */
+};
 
 typedef struct ep_slot {
   struct vsx_endpoint *ep;
@@ -65,8 +79,11 @@ struct vsx_endpoint {
   size_t xfer_cap;
   vsx_datagram_t tx[TX_BATCH];
   uint32_t tx_cnt;
-  vsx_endpoint_stats_t stats;
+  vsx_endpoint_stats_t stats;  /* includes the counters of freed stacks */
   uint64_t blocked_since_ns;
+  vsx_msgbuf_t borrow[BORROW_MAX];
+  uint32_t borrow_free[BORROW_MAX]; /* free slot indexes, a stack        */
+  uint32_t borrow_free_cnt;
   /* libev: embedded, never allocated (the loop is the application's) */
   struct ev_loop *loop;
   ev_io io;
@@ -226,8 +243,34 @@ static int build_stack(vsx_endpoint_t *ep, ep_slot_t *sl, const vsx_view_t *v, u
   return VSX_OK;
 }
 
+/* The layers' counters the endpoint's statistics sum over the stacks of
+   every view (a stack's counters are added when it is freed). */
+static const struct stack_sum {
+  const char *layer, *stat;
+  size_t off;
+} stack_sums[] = {
+  { "mnak", "cast_after_block", offsetof(vsx_endpoint_stats_t, casts_after_block) },
+  { "mnak", "retransmitted", offsetof(vsx_endpoint_stats_t, retransmits) },
+  { "pt2pt", "retransmitted", offsetof(vsx_endpoint_stats_t, retransmits) },
+  { "bottom", "drop_magic", offsetof(vsx_endpoint_stats_t, drop_magic) },
+  { "bottom", "drop_version", offsetof(vsx_endpoint_stats_t, drop_version) },
+  { "bottom", "drop_length", offsetof(vsx_endpoint_stats_t, drop_length) },
+  { "bottom", "drop_group", offsetof(vsx_endpoint_stats_t, drop_group) },
+  { "bottom", "drop_stale", offsetof(vsx_endpoint_stats_t, drop_stale) },
+  { "bottom", "drop_sender", offsetof(vsx_endpoint_stats_t, drop_sender) },
+  { "bottom", "drop_not_mine", offsetof(vsx_endpoint_stats_t, drop_not_mine) },
+  { "bottom", "drop_own", offsetof(vsx_endpoint_stats_t, drop_own) },
+  { "bottom", "drop_too_big", offsetof(vsx_endpoint_stats_t, drop_too_big) },
+  { "bottom", "drop_no_buffer", offsetof(vsx_endpoint_stats_t, drop_no_buffer) },
+};
+
+static void add_stack_sums(vsx_stack_t *st, vsx_endpoint_stats_t *to) {
+  for (size_t i = 0; i < VSX_ARRAY_CNT(stack_sums); i++)
+    *(uint64_t *)(void *)((char *)to + stack_sums[i].off) += vsx_stack_stat(st, stack_sums[i].layer, stack_sums[i].stat);
+}
+
 static void free_slot(ep_slot_t *sl) {
-  sl->ep->stats.casts_after_block += vsx_stack_stat(sl->stack, "mnak", "cast_after_block");
+  add_stack_sums(sl->stack, &sl->ep->stats); /* keep the totals of the view's counters */
   vsx_stack_destroy(sl->stack);
   sl->stack = NULL;
   sl->linger_until = 0;
@@ -362,7 +405,17 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what) {
 static int check_opts(const vsx_endpoint_opts_t *o) {
   if (!o) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts is NULL");
   if (!o->group || !*o->group) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.group (the group name) is required");
-  if (!o->transport) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.transport is required (vsx_transport_find(\"udp\"), \"afxdp\" or \"sim\")");
+  if (!o->transport && !o->opt_transport_name)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.transport is required (vsx_transport_find(\"udp\"), \"afxdp\" or "
+                    "\"sim\"), or its name in opts.opt_transport_name");
+  if (!o->transport && !vsx_transport_find(o->opt_transport_name))
+    return vsx_fail(VSX_ERR_NOTFOUND, "endpoint: no transport named '%s'; give udp, afxdp or sim", o->opt_transport_name);
+  if (o->opt_group_key || o->group_key_len)
+    return vsx_fail(VSX_ERR_NOTSUP, "endpoint: group keys (authenticated groups) are not in this release; "
+                    "remove opts.opt_group_key, and keep the group on a network you trust");
+  if (o->heartbeat_ms && o->fail_timeout_ms && o->fail_timeout_ms < 2 * o->heartbeat_ms)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: fail_timeout_ms=%u must be at least two heartbeats (heartbeat_ms=%u)",
+                    o->fail_timeout_ms, o->heartbeat_ms);
   if (!o->cbs.deliver) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.cbs.deliver is required");
   if (o->view && (!o->view->member_cnt || o->view->member_cnt > VSX_MEMBERS_MAX))
     return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.view must list 1..%d members (or be NULL: start alone)", VSX_MEMBERS_MAX);
@@ -396,7 +449,7 @@ static int open_trace(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts) {
   const char *dir = opts->opt_trace_dir ? opts->opt_trace_dir : getenv("VSX_TRACE_DIR");
   if (!dir || !*dir) return VSX_OK;
   vsx_trace_opts_t to = { .dir = dir, .eid = ep->eid, .opt_name = ep->name, .group = ep->group,
-                          .transport = opts->opt_transport_name ? opts->opt_transport_name : opts->transport->name,
+                          .transport = opts->opt_transport_name ? opts->opt_transport_name : ep->tops->name,
                           .opt_clock = opts->opt_clock ? trace_clock : NULL, .opt_clock_ctx = ep };
   return vsx_trace_open(&to, &ep->trace);
 }
@@ -417,14 +470,33 @@ static int configure(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts, uint32
   ep->linger_ns = (opts->linger_ms ? opts->linger_ms : 500) * 1000000ull;
   ep->primary_cnt = opts->primary_cnt;
   if (opts->primary_cnt) memcpy(ep->primary_eids, opts->opt_primary, opts->primary_cnt * sizeof(uint64_t));
-  int n = snprintf(ep->params, sizeof ep->params, "%s%sfrag.max_msg=%u,bottom.mtu_payload=%u%s",
-                   opts->opt_params ? opts->opt_params : "", opts->opt_params && *opts->opt_params ? "," : "",
+  /* A layer takes the first value of a key: opt_params come first, so a
+     key given there wins over the typed option (whose value may be only
+     the default that vsx_endpoint_opts_init wrote). */
+  char timeouts[160] = "";
+  size_t tl = 0;
+  const struct { uint32_t v; const char *key; } typed[] = {
+    { opts->fail_timeout_ms, "suspect.timeout_ms" }, { opts->heartbeat_ms, "suspect.sweep_ms" },
+    { opts->merge_ms, "inter.heal_ms" }, { opts->leave_timeout_ms, "intra.leave_ms" },
+  };
+  for (size_t i = 0; i < VSX_ARRAY_CNT(typed); i++)
+    if (typed[i].v) tl += (size_t)snprintf(timeouts + tl, sizeof timeouts - tl, "%s=%u,", typed[i].key, typed[i].v);
+  int n = snprintf(ep->params, sizeof ep->params, "%s%s%sfrag.max_msg=%u,bottom.mtu_payload=%u%s",
+                   opts->opt_params ? opts->opt_params : "", opts->opt_params && *opts->opt_params ? "," : "", timeouts,
                    ep->max_msg + HDR_ABOVE_MAX, mtu, /* frag sees the headers of the layers above it too */
                    opts->cbs.state_get ? ",intra.xfer=1" : "");
   if (n < 0 || (size_t)n >= sizeof ep->params) return vsx_fail(VSX_ERR_INVAL, "endpoint: opts.params too long");
+  /* Everything is copied: no pointer into the caller's options is kept
+     (only opt_backend and opt_clock_ctx, which are the caller's objects). */
   ep->opts.group = ep->group;
   ep->opts.opt_name = ep->name;
   ep->opts.opt_primary = NULL;
+  ep->opts.opt_stack = ep->spec;
+  ep->opts.opt_params = ep->params;
+  ep->opts.opt_ifname = NULL;
+  ep->opts.view = NULL;
+  ep->opts.opt_trace_dir = NULL;
+  ep->opts.opt_transport_name = NULL;
   return VSX_OK;
 }
 
@@ -442,6 +514,19 @@ static void start_first_view(vsx_endpoint_t *ep, uint32_t rank) {
   ep->init_pending = 1;
 }
 
+void vsx_endpoint_opts_init(vsx_endpoint_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->mtu_payload = 1472;
+  o->max_msg = 1u << 20;
+  o->buf_cnt = 4096;
+  o->ev_cnt = 4096;
+  o->linger_ms = 500;
+  o->fail_timeout_ms = 500;
+  o->heartbeat_ms = 100;
+  o->merge_ms = 500;
+  o->leave_timeout_ms = 2000;
+}
+
 int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
   if (!out) return vsx_fail(VSX_ERR_INVAL, "endpoint: out is NULL");
   *out = NULL;
@@ -450,6 +535,10 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
   vsx_endpoint_t *ep = calloc(1, sizeof *ep);
   if (!ep) return vsx_fail(VSX_ERR_NOMEM, "endpoint: out of memory");
   ep->opts = *opts;
+  ep->tops = opts->transport ? opts->transport : vsx_transport_find(opts->opt_transport_name);
+  ep->opts.transport = ep->tops;
+  for (uint32_t i = 0; i < BORROW_MAX; i++) ep->borrow_free[i] = BORROW_MAX - 1 - i;
+  ep->borrow_free_cnt = BORROW_MAX;
   ep->eid = opts->eid ? opts->eid : fresh_eid();
   uint32_t rank = 0;
   if ((err = configure(ep, opts, &rank))) goto fail_free;
@@ -462,8 +551,7 @@ int vsx_endpoint_create(const vsx_endpoint_opts_t *opts, vsx_endpoint_t **out) {
     .reserve_cnt = buf_cnt / 8, .ext_cnt = 4 * VSX_MEMBERS_MAX + 16, .ext_cap = ep->max_msg / ep->chunk_sz + 16,
     .opt_backend = opts->opt_backend,
   };
-  if ((err = opts->transport->create(&tc, &ep->tstate))) goto fail_free;
-  ep->tops = opts->transport;
+  if ((err = ep->tops->create(&tc, &ep->tstate))) goto fail_free;
   ep->pool = ep->tops->pool(ep->tstate);
   if ((err = vsx_evpool_create(ev_cnt, ev_cnt / 8, &ep->evpool))) goto fail_transport;
   if ((err = build_stack(ep, &ep->slot[0], &ep->view, rank))) goto fail_evpool;
@@ -500,6 +588,8 @@ void vsx_endpoint_destroy(vsx_endpoint_t *ep) {
   for (int i = 0; i < 2; i++)
     if (ep->slot[i].stack) free_slot(&ep->slot[i]);
   for (uint32_t i = 0; i < ep->tx_cnt; i++) vsx_iovl_free(&ep->tx[i].iovl);
+  for (uint32_t i = 0; i < BORROW_MAX; i++) /* buffers the application did not give back */
+    if (ep->borrow[i].ep) vsx_iovec_unref(&ep->borrow[i].iov);
   vsx_evpool_destroy(ep->evpool);
   ep->tops->destroy(ep->tstate);
   free(ep->xfer_buf);
@@ -521,49 +611,160 @@ int vsx_endpoint_can_send(const vsx_endpoint_t *ep) {
   return VSX_OK;
 }
 
-/* submit copies the message in and injects it at the top of the stack. */
-static int submit(vsx_endpoint_t *ep, uint16_t type, int32_t peer, vsx_svc_t svc, const void *data, size_t len) {
-  if (!data && len) return vsx_fail(VSX_ERR_INVAL, "endpoint: data is NULL with len %zu", len);
+/* admit checks a message of len bytes may go now and takes its event:
+   the size, the view (membership), flow control, then an event record.
+   On success *out is the event, its list still empty. */
+static int admit(vsx_endpoint_t *ep, uint16_t type, size_t len, vsx_event_t **out) {
   uint32_t max = ep->has_frag ? ep->max_msg : ep->chunk_sz;
   if (len > max)
     return vsx_fail(VSX_ERR_TOOBIG, "endpoint: message of %zu bytes exceeds the maximum %u%s", len, max,
                     ep->has_frag ? " (raise opts.max_msg)" : " (add the frag layer to the stack)");
   int err = vsx_endpoint_can_send(ep);
   if (err) { ep->stats.refused_blocked++; return err; }
+  /* Back-pressure is the data path's normal answer: no message is
+     formatted for it (VSX_ERR_AGAIN says it all). */
   if (vsx_stack_flow_blocked(ep->stack)) { ep->stats.refused_again++; return VSX_ERR_AGAIN; }
-  vsx_event_t *ev = vsx_evpool_alloc(ep->evpool, type, 1);
-  if (!ev) { ep->stats.refused_again++; return VSX_ERR_AGAIN; }
-  if (vsx_iovl_from_bytes(ep->pool, &ev->iovl, data, len, ep->chunk_sz, 1)) {
-    vsx_evpool_free(ep->evpool, ev);
-    ep->stats.refused_again++;
-    return VSX_ERR_AGAIN;
-  }
+  *out = vsx_evpool_alloc(ep->evpool, type, 1);
+  if (!*out) { ep->stats.refused_again++; return VSX_ERR_AGAIN; }
+  return VSX_OK;
+}
+
+/* inject_msg sends ev (its list filled) down the current stack. */
+static void inject_msg(vsx_endpoint_t *ep, vsx_event_t *ev, int32_t peer, vsx_svc_t svc) {
   ev->peer = peer;
   ev->svc = (uint8_t)svc;
   ev->flags = VSX_EVF_APPL;
   vsx_stack_dn(ep->stack, ev);
   flush_tx(ep);
+}
+
+/* submit copies the message in and injects it at the top of the stack. */
+static int submit(vsx_endpoint_t *ep, uint16_t type, int32_t peer, vsx_svc_t svc, const void *data, size_t len) {
+  if (!data && len) return vsx_fail(VSX_ERR_INVAL, "endpoint: data is NULL with len %zu", len);
+  vsx_event_t *ev;
+  int err = admit(ep, type, len, &ev);
+  if (err) return err;
+  if (vsx_iovl_from_bytes(ep->pool, &ev->iovl, data, len, ep->chunk_sz, 1)) {
+    vsx_evpool_free(ep->evpool, ev);
+    ep->stats.refused_again++;
+    return VSX_ERR_AGAIN;
+  }
+  inject_msg(ep, ev, peer, svc);
   return VSX_OK;
 }
 
 static uint32_t stack_caps(const vsx_endpoint_t *ep) { return ep->stack ? vsx_stack_caps(ep->stack) : 0; }
 
-int vsx_endpoint_cast(vsx_endpoint_t *ep, vsx_svc_t svc, const void *data, size_t len) {
+static int check_cast_svc(const vsx_endpoint_t *ep, vsx_svc_t svc) {
   if (svc != VSX_SVC_FIFO && svc != VSX_SVC_TOTAL && svc != VSX_SVC_SAFE)
     return vsx_fail(VSX_ERR_INVAL, "endpoint: cast service must be fifo, total or safe (got %d)", (int)svc);
   if (svc != VSX_SVC_FIFO && !(stack_caps(ep) & VSX_CAP_TOTAL_ORDER))
     return vsx_fail(VSX_ERR_NOTSUP, "endpoint: stack '%s' has no total-order layer; cast with VSX_SVC_FIFO", ep->spec);
-  int err = submit(ep, VSX_EV_CAST, -1, svc, data, len);
+  return VSX_OK;
+}
+
+static int check_rank(const vsx_endpoint_t *ep, uint32_t rank) {
+  if (rank >= ep->view.member_cnt)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: rank %u is not in the view of %u members", rank, ep->view.member_cnt);
+  return VSX_OK;
+}
+
+int vsx_endpoint_cast(vsx_endpoint_t *ep, vsx_svc_t svc, const void *data, size_t len) {
+  int err = check_cast_svc(ep, svc);
+  if (!err) err = submit(ep, VSX_EV_CAST, -1, svc, data, len);
   if (!err) ep->stats.casts++;
   return err;
 }
 
 int vsx_endpoint_send(vsx_endpoint_t *ep, uint32_t rank, const void *data, size_t len) {
-  if (rank >= ep->view.member_cnt)
-    return vsx_fail(VSX_ERR_INVAL, "endpoint: rank %u is not in the view of %u members", rank, ep->view.member_cnt);
-  int err = submit(ep, VSX_EV_SEND, (int32_t)rank, VSX_SVC_P2P, data, len);
+  int err = check_rank(ep, rank);
+  if (!err) err = submit(ep, VSX_EV_SEND, (int32_t)rank, VSX_SVC_P2P, data, len);
   if (!err) ep->stats.sends++;
   return err;
+}
+
+/* ---- zero-copy sending ---------------------------------------------------------- */
+
+int vsx_endpoint_borrow(vsx_endpoint_t *ep, size_t len, vsx_msgbuf_t **out) {
+  if (!out) return vsx_fail(VSX_ERR_INVAL, "endpoint_borrow: out is NULL");
+  *out = NULL;
+  if (len > ep->chunk_sz)
+    return vsx_fail(VSX_ERR_TOOBIG, "endpoint_borrow: %zu bytes do not fit one buffer of %u "
+                    "(vsx_endpoint_chunk_sz); use vsx_endpoint_cast for larger messages", len, ep->chunk_sz);
+  if (!ep->borrow_free_cnt)
+    return vsx_fail(VSX_ERR_AGAIN, "endpoint_borrow: %d buffers are lent out already; send or return one first",
+                    BORROW_MAX);
+  vsx_iovec_t iov;
+  if (vsx_buf_alloc_app(ep->pool, &iov)) { ep->stats.refused_again++; return VSX_ERR_AGAIN; } /* the rest is the protocol's */
+  iov.len = ep->chunk_sz; /* room for the layers' headers stays in front */
+  vsx_msgbuf_t *b = &ep->borrow[ep->borrow_free[--ep->borrow_free_cnt]];
+  b->ep = ep;
+  b->iov = iov;
+  *out = b;
+  return VSX_OK;
+}
+
+void *vsx_msgbuf_data(vsx_msgbuf_t *buf) { return vsx_iovec_ptr(&buf->iov); }
+size_t vsx_msgbuf_cap(const vsx_msgbuf_t *buf) { return buf->iov.len; }
+
+/* lent checks buf is one of ep's lent buffers. */
+static int lent(const vsx_endpoint_t *ep, const vsx_msgbuf_t *buf) {
+  if (!buf) return vsx_fail(VSX_ERR_INVAL, "endpoint: the buffer is NULL");
+  uintptr_t at = (uintptr_t)buf, first = (uintptr_t)ep->borrow;
+  if (at < first || at >= first + sizeof ep->borrow || (at - first) % sizeof ep->borrow[0] || buf->ep != ep)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint %s: this buffer was not lent by this endpoint (another endpoint's, "
+                    "or already sent or returned)", ep->name);
+  return VSX_OK;
+}
+
+static void release(vsx_endpoint_t *ep, vsx_msgbuf_t *buf) {
+  buf->ep = NULL;
+  ep->borrow_free[ep->borrow_free_cnt++] = (uint32_t)(buf - ep->borrow);
+}
+
+/* submit_borrowed moves buf's reference into an event and injects it;
+   on any error buf stays lent. */
+static int submit_borrowed(vsx_endpoint_t *ep, uint16_t type, int32_t peer, vsx_svc_t svc, vsx_msgbuf_t *buf,
+                           size_t len) {
+  int err = lent(ep, buf);
+  if (err) return err;
+  if (len > buf->iov.len)
+    return vsx_fail(VSX_ERR_TOOBIG, "endpoint: %zu bytes in a buffer of %u", len, buf->iov.len);
+  vsx_event_t *ev;
+  if ((err = admit(ep, type, len, &ev))) return err;
+  vsx_iovec_t iov = buf->iov;
+  iov.len = (uint32_t)len;
+  if (len) {
+    int taken = vsx_iovl_append_take(&ev->iovl, &iov); /* an empty list holds one piece inline */
+    VSX_ASSERT(taken == VSX_OK);
+  } else {
+    vsx_iovec_unref(&iov); /* an empty message carries no buffer */
+  }
+  release(ep, buf);
+  inject_msg(ep, ev, peer, svc);
+  return VSX_OK;
+}
+
+int vsx_endpoint_cast_borrowed(vsx_endpoint_t *ep, vsx_svc_t svc, vsx_msgbuf_t *buf, size_t len) {
+  int err = check_cast_svc(ep, svc);
+  if (!err) err = submit_borrowed(ep, VSX_EV_CAST, -1, svc, buf, len);
+  if (!err) ep->stats.casts++;
+  return err;
+}
+
+int vsx_endpoint_send_borrowed(vsx_endpoint_t *ep, uint32_t rank, vsx_msgbuf_t *buf, size_t len) {
+  int err = check_rank(ep, rank);
+  if (!err) err = submit_borrowed(ep, VSX_EV_SEND, (int32_t)rank, VSX_SVC_P2P, buf, len);
+  if (!err) ep->stats.sends++;
+  return err;
+}
+
+int vsx_endpoint_return(vsx_endpoint_t *ep, vsx_msgbuf_t *buf) {
+  int err = lent(ep, buf);
+  if (err) return err;
+  vsx_iovec_unref(&buf->iov);
+  release(ep, buf);
+  return VSX_OK;
 }
 
 int vsx_endpoint_leave(vsx_endpoint_t *ep) {
@@ -738,6 +939,42 @@ void vsx_endpoint_stop(vsx_endpoint_t *ep) {
   if (ep->loop) ev_break(ep->loop, EVBREAK_ALL);
 }
 
+/* ---- peer addresses ------------------------------------------------------- */
+
+/* parse_addr reads "IPv4:PORT" (port 1..65535) into *sa. */
+static int parse_addr(const char *addr, struct sockaddr_in *sa) {
+  char ip[INET_ADDRSTRLEN];
+  const char *colon = addr ? strrchr(addr, ':') : NULL;
+  if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof ip)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: peer address '%s' is not IP:PORT; give it like 127.0.0.1:7400",
+                    addr ? addr : "(null)");
+  memcpy(ip, addr, (size_t)(colon - addr));
+  ip[colon - addr] = 0;
+  char *end;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  if (inet_pton(AF_INET, ip, &sa->sin_addr) != 1 || !sa->sin_addr.s_addr)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: peer address '%s': '%s' is not an IPv4 address; give it like "
+                    "127.0.0.1:7400 (host names are not resolved)", addr, ip);
+  if (!colon[1] || *end || !port || port > 65535)
+    return vsx_fail(VSX_ERR_INVAL, "endpoint: peer address '%s': the port must be a number 1..65535", addr);
+  sa->sin_port = htons((uint16_t)port);
+  return VSX_OK;
+}
+
+int vsx_endpoint_add_peer(vsx_endpoint_t *ep, const char *addr) {
+  struct sockaddr_in sa;
+  int err = parse_addr(addr, &sa);
+  if (err) return err;
+  /* Only udp takes an address without the member's id (a seed). */
+  if (ep->tops != &vsx_transport_udp)
+    return vsx_fail(VSX_ERR_NOTSUP, "endpoint: the %s transport cannot contact a member by address alone; use "
+                    "the udp transport (unicast mode, mcast_ip 0) for peer addresses, or a multicast group",
+                    ep->tops->name);
+  return ep->tops->add_peer(ep->tstate, 0, &sa);
+}
+
 uint32_t vsx_endpoint_rank(const vsx_endpoint_t *ep) { return ep->rank; }
 uint64_t vsx_endpoint_eid(const vsx_endpoint_t *ep) { return ep->eid; }
 const vsx_view_t *vsx_endpoint_view(const vsx_endpoint_t *ep) { return &ep->view; }
@@ -751,5 +988,11 @@ uint32_t vsx_endpoint_chunk_sz(const vsx_endpoint_t *ep) { return ep->chunk_sz; 
 void vsx_endpoint_get_stats(const vsx_endpoint_t *ep, vsx_endpoint_stats_t *out) {
   *out = ep->stats;
   for (int i = 0; i < 2; i++)
-    if (ep->slot[i].stack) out->casts_after_block += vsx_stack_stat(ep->slot[i].stack, "mnak", "cast_after_block");
+    if (ep->slot[i].stack) add_stack_sums(ep->slot[i].stack, out);
+  if (ep->blocked_since_ns) out->flow_blocked_ns += clock_now(ep) - ep->blocked_since_ns;
+  vsx_xport_stats_t xs;
+  memset(&xs, 0, sizeof xs);
+  if (ep->tops == &vsx_transport_udp) vsx_udp_stats_get(ep->tstate, &xs);
+  else if (ep->tops == &vsx_transport_afxdp) vsx_afxdp_stats_get(ep->tstate, &xs);
+  out->drop_malformed = xs.rx_malformed;
 }

@@ -7,8 +7,25 @@
      to the group on the interface; casts go to mcast_ip:port.
    - unicast fan-out (mcast_ip == 0): bound to local_ip:port without reuse
      (a clear error if the port is taken); a cast is one datagram to every
-     peer in the table.  Works on loopback (127.0.0.1) with one port per
-     member and the peers given with add_peer.
+     peer in the table and to every seed address.  Works on loopback
+     (127.0.0.1) with one port per member.
+   SEEDS AND PEER EXCHANGE (unicast mode).  A process does not know the
+   endpoint ids of the others before hearing from them, so add_peer with
+   eid 0 records a seed: a bare address that gets every cast (so gossip,
+   membership's discovery, reaches it) until a datagram from that address
+   shows its eid; the seed then becomes that peer's static entry (one
+   entry per member, so no duplicate copies).  Seeds alone would connect
+   only the members that were given each other's addresses, so members
+   also tell each other whom they hear: a PEERS datagram (below) lists
+   the peers this transport heard from in the last UDP_FRESH_NS; it goes
+   to every peer when a new peer is heard and every UDP_EXCHANGE_NS.  A
+   receiver adds the peers it did not know.  So each member needs one
+   address that reaches the group (a chain is enough), and a dead
+   member's address stops spreading once nobody hears it.
+   PEERS datagram: the wire header (kind UDP_KIND_PEERS, a kind private to
+   this transport that never reaches the layers, instance 0, dst 0), then
+   entries of 16 bytes: eid u64, IPv4 4 bytes, port 2 bytes, 2 zero bytes,
+   all in network order.
    Sends go to the peer's address learned from its own traffic (source
    address of its datagrams) or given with add_peer.  In multicast mode a
    send whose peer is unknown, or shares our own address and port (another
@@ -37,6 +54,13 @@
 #define UDP_PEERS_DEFAULT   256u
 #define UDP_SOCKBUF_DEFAULT (4u << 20)
 #define UDP_PAYLOAD_MAX     65507u /* 65535 - 20 (IPv4) - 8 (UDP) */
+#define UDP_SEEDS_MAX       64u
+#define UDP_KIND_PEERS      0xf1u  /* transport-private wire kind        */
+#define UDP_PEER_ENTRY_SZ   16u
+#define UDP_PEERS_PER_DG    64u    /* entries per PEERS datagram         */
+#define UDP_EXCHANGE_NS     1000000000ull /* PEERS to everyone this often */
+#define UDP_FRESH_NS        5000000000ull /* a peer is advertised this long
+                                              after we last heard it      */
 
 typedef struct udp_xport {
   int fd;
@@ -50,6 +74,12 @@ typedef struct udp_xport {
   uint32_t piece_max;       /* iovecs one datagram may have                */
   vsx_peertab_t peers;
   vsx_xport_stats_t st;
+  uint64_t group_id;
+  /* unicast mode: addresses given without an eid, not heard from yet */
+  struct sockaddr_in seed[UDP_SEEDS_MAX];
+  uint32_t seed_cnt;
+  int peers_news;           /* a new peer was heard: tell the others     */
+  uint64_t exchange_at;     /* next PEERS to everyone                    */
   /* receive: rx_have buffers allocated ahead for recvmmsg */
   uint32_t rx_have;
   vsx_iovec_t rx_buf[VSX_XPORT_BATCH];
@@ -182,6 +212,7 @@ static int udp_create(const vsx_transport_cfg_t *cfg, void **state_out) {
   if (!u) return vsx_fail(VSX_ERR_NOMEM, "udp: cannot allocate the transport state");
   u->fd = -1;
   u->eid = cfg->eid;
+  u->group_id = cfg->group_id;
   u->port = htons(cfg->port);
   u->mcast = cfg->mcast_ip != 0;
   u->group = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = u->port,
@@ -238,20 +269,62 @@ static vsx_bufpool_t *udp_pool(void *state) { return ((udp_xport_t *)state)->poo
 /* udp_poll_fd returns the socket. */
 static int udp_poll_fd(void *state) { return ((udp_xport_t *)state)->fd; }
 
+/* same_addr: a and b are one IPv4 address and port. */
+static int same_addr(const struct sockaddr_in *a, uint32_t ip, uint16_t port) {
+  return a->sin_addr.s_addr == ip && a->sin_port == port;
+}
+
+/* udp_is_me: sa is this socket's own address (a seed list given to every
+   member holds each member's own address too). */
+static int udp_is_me(const udp_xport_t *u, const struct sockaddr_in *sa) {
+  if (sa->sin_port != u->port) return 0;
+  if (u->local_ip) return sa->sin_addr.s_addr == u->local_ip;
+  return (ntohl(sa->sin_addr.s_addr) >> 24) == 127; /* bound to every address: loopback is us */
+}
+
+/* udp_seed_drop removes the seed at sa, if any. */
+static void udp_seed_drop(udp_xport_t *u, const struct sockaddr_in *sa) {
+  for (uint32_t i = 0; i < u->seed_cnt; i++)
+    if (same_addr(&u->seed[i], sa->sin_addr.s_addr, sa->sin_port)) {
+      u->seed[i] = u->seed[--u->seed_cnt];
+      return;
+    }
+}
+
 /* udp_add_peer records addr (a struct sockaddr_in) as eid's address; it
-   is kept (never evicted) and replaced by what eid's own traffic shows. */
+   is kept (never evicted) and replaced by what eid's own traffic shows.
+   eid 0 (unicast mode only): a seed, see the top of the file. */
 static int udp_add_peer(void *state, uint64_t eid, const void *addr) {
   udp_xport_t *u = state;
   const struct sockaddr_in *sa = addr;
-  if (!eid || !sa || sa->sin_family != AF_INET || !sa->sin_port)
-    return vsx_fail(VSX_ERR_INVAL, "udp: add_peer needs a nonzero eid and a struct sockaddr_in with "
-                    "family AF_INET and a port");
+  if (!sa || sa->sin_family != AF_INET || !sa->sin_port || !sa->sin_addr.s_addr)
+    return vsx_fail(VSX_ERR_INVAL, "udp: add_peer needs a struct sockaddr_in with family AF_INET, an "
+                    "address and a port");
+  if (!eid) {
+    if (u->mcast)
+      return vsx_fail(VSX_ERR_NOTSUP, "udp: peer addresses are for unicast mode; in multicast mode members "
+                      "find each other on the group address: give mcast_ip 0 or no peer address");
+    if (udp_is_me(u, sa)) return VSX_OK; /* our own address in a shared list */
+    for (uint32_t s = 0; s < u->peers.cap; s++) {
+      vsx_peer_t *p = &u->peers.slot[s];
+      if (p->eid && p->ip == sa->sin_addr.s_addr && p->port == sa->sin_port) { p->is_static = 1; return VSX_OK; }
+    }
+    for (uint32_t i = 0; i < u->seed_cnt; i++)
+      if (same_addr(&u->seed[i], sa->sin_addr.s_addr, sa->sin_port)) return VSX_OK;
+    if (u->seed_cnt == UDP_SEEDS_MAX)
+      return vsx_fail(VSX_ERR_AGAIN, "udp: %u peer addresses not heard from yet; give fewer (one that "
+                      "reaches the group is enough)", UDP_SEEDS_MAX);
+    u->seed[u->seed_cnt++] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = sa->sin_port,
+                                                   .sin_addr = sa->sin_addr };
+    return VSX_OK;
+  }
   vsx_peer_t *p = vsx_peertab_get(&u->peers, eid);
   if (!p) return vsx_fail(VSX_ERR_AGAIN, "udp: peer table full of %u added peers; raise peer_max",
                           u->peers.max);
   p->ip = sa->sin_addr.s_addr;
   p->port = sa->sin_port;
   p->is_static = 1;
+  udp_seed_drop(u, sa);
   return VSX_OK;
 }
 
@@ -305,7 +378,7 @@ static void udp_queue(udp_xport_t *u, uint32_t dg, int first, const struct socka
 }
 
 /* udp_send_batch: see transport.h.  A cast goes to the group, or in
-   unicast mode to every peer; a send to the peer's address (or the group,
+   unicast mode to every peer and seed; a send to the peer's address (or the group,
    see the top of the file).  Sends to an unknown peer in unicast mode are
    dropped and counted (tx_noroute).  VSX_ERR_TOOBIG stops the batch at a
    datagram larger than vsx_udp_max_dgram. */
@@ -356,6 +429,11 @@ static int udp_send_batch(void *state, const vsx_datagram_t *dgs, uint32_t cnt, 
         udp_queue(u, i, first, &sa, iov, l->cnt);
         first = 0;
       }
+      for (uint32_t s = 0; s < u->seed_cnt; s++) {
+        if (u->tx_cnt == VSX_XPORT_BATCH && udp_flush(u, &stop)) goto again;
+        udp_queue(u, i, first, &u->seed[s], iov, l->cnt);
+        first = 0;
+      }
       continue;
     }
     if (u->tx_cnt == VSX_XPORT_BATCH && udp_flush(u, &stop)) goto again;
@@ -375,20 +453,117 @@ again:
   return VSX_ERR_AGAIN;
 }
 
-/* udp_learn records that eid's traffic comes from sa. */
+/* udp_claim: in unicast mode an address belongs to one member, and eid
+   now speaks from sa: a seed there has found its eid, and another eid's
+   entry there (a member restarted on the same port) goes, so casts reach
+   that address once.  Returns 1 if the application had given the address
+   (the new entry is then kept the same way).  O(table) per call: only
+   when a peer is heard first or moves. */
+static int udp_claim(udp_xport_t *u, uint64_t eid, const struct sockaddr_in *sa) {
+  int given = 0;
+  for (uint32_t i = 0; i < u->seed_cnt; i++)
+    if (same_addr(&u->seed[i], sa->sin_addr.s_addr, sa->sin_port)) {
+      u->seed[i] = u->seed[--u->seed_cnt];
+      given = 1;
+      break;
+    }
+  for (uint32_t s = 0; s < u->peers.cap;) {
+    const vsx_peer_t *p = &u->peers.slot[s];
+    if (!p->eid || p->eid == eid || !same_addr(sa, p->ip, p->port)) { s++; continue; }
+    given |= p->is_static;
+    vsx_peertab_remove_(&u->peers, s);
+    s = 0; /* the removal moved entries back, maybe across the table's end: look again */
+  }
+  return given;
+}
+
+/* udp_learn records that eid's traffic comes from sa.  A peer heard for
+   the first time (or at a new address) is news for the others. */
 static void udp_learn(udp_xport_t *u, uint64_t eid, const struct sockaddr_in *sa, uint64_t now_ns) {
   vsx_peer_t *p = vsx_peertab_find(&u->peers, eid);
-  if (VSX_UNLIKELY(!p) && !(p = vsx_peertab_get(&u->peers, eid))) return;
+  if (VSX_UNLIKELY(!p || !p->heard_ns || !same_addr(sa, p->ip, p->port))) {
+    int given = 0;
+    if (!u->mcast) { /* in multicast mode members of one host share the group port */
+      given = udp_claim(u, eid, sa);
+      u->peers_news = 1;
+    }
+    if (!(p = vsx_peertab_get(&u->peers, eid))) return; /* found again: the claim may have moved it */
+    if (given) p->is_static = 1;
+  }
   p->ip = sa->sin_addr.s_addr;
   p->port = sa->sin_port;
   p->heard_ns = now_ns;
 }
 
+/* udp_peers_in takes the peers a PEERS datagram from src (at from)
+   lists that we do not know yet (their own traffic will confirm them),
+   and src itself.  Returns 0 if the datagram is malformed. */
+static int udp_peers_in(udp_xport_t *u, uint64_t src, const struct sockaddr_in *from, const uint8_t *d,
+                        uint32_t len, uint64_t now_ns) {
+  vsx_wire_hdr_t h;
+  vsx_wire_decode(&h, d);
+  if (h.magic != VSX_WIRE_MAGIC || h.version != VSX_WIRE_VERSION || h.total_len != len ||
+      (len - sizeof h) % UDP_PEER_ENTRY_SZ)
+    return 0;
+  if (h.group_id != u->group_id || u->mcast) return 1; /* another group's, or not needed here */
+  for (const uint8_t *e = d + sizeof h; e < d + len; e += UDP_PEER_ENTRY_SZ) {
+    uint64_t eid;
+    memcpy(&eid, e, 8);
+    eid = be64toh(eid);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    memcpy(&sa.sin_addr.s_addr, e + 8, 4);
+    memcpy(&sa.sin_port, e + 12, 2);
+    if (!eid || eid == u->eid || !sa.sin_port || vsx_peertab_find(&u->peers, eid)) continue;
+    vsx_peer_t *p = vsx_peertab_get(&u->peers, eid);
+    if (!p) break;
+    p->ip = sa.sin_addr.s_addr;
+    p->port = sa.sin_port;
+    udp_seed_drop(u, &sa);
+  }
+  udp_learn(u, src, from, now_ns);
+  return 1;
+}
+
+/* udp_peers_out sends every peer the list of peers heard lately, in
+   datagrams of up to UDP_PEERS_PER_DG entries.  Unreliable like any
+   datagram: the next exchange repeats it. */
+static void udp_peers_out(udp_xport_t *u, uint64_t now_ns) {
+  uint8_t dg[sizeof(vsx_wire_hdr_t) + UDP_PEERS_PER_DG * UDP_PEER_ENTRY_SZ];
+  uint32_t s = 0;
+  u->peers_news = 0;
+  u->exchange_at = now_ns + UDP_EXCHANGE_NS;
+  while (s < u->peers.cap) {
+    uint32_t n = 0;
+    for (; s < u->peers.cap && n < UDP_PEERS_PER_DG; s++) {
+      const vsx_peer_t *p = &u->peers.slot[s];
+      if (!p->eid || !p->heard_ns || now_ns - p->heard_ns > UDP_FRESH_NS) continue;
+      uint8_t *e = dg + sizeof(vsx_wire_hdr_t) + n++ * UDP_PEER_ENTRY_SZ;
+      uint64_t be = htobe64(p->eid);
+      memcpy(e, &be, 8);
+      memcpy(e + 8, &p->ip, 4);
+      memcpy(e + 12, &p->port, 2);
+      e[14] = e[15] = 0;
+    }
+    if (!n) break;
+    uint32_t len = (uint32_t)sizeof(vsx_wire_hdr_t) + n * UDP_PEER_ENTRY_SZ;
+    vsx_wire_hdr_t h = { .magic = VSX_WIRE_MAGIC, .version = VSX_WIRE_VERSION, .kind = UDP_KIND_PEERS,
+                         .total_len = len, .group_id = u->group_id, .src_eid = u->eid };
+    vsx_wire_encode(dg, &h);
+    for (uint32_t k = 0; k < u->peers.cap; k++) {
+      const vsx_peer_t *p = &u->peers.slot[k];
+      if (!p->eid || p->eid == u->eid) continue;
+      struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = p->port, .sin_addr.s_addr = p->ip };
+      if (sendto(u->fd, dg, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to) < 0) u->st.tx_drop++;
+    }
+  }
+}
+
 /* udp_recv_batch: see transport.h.  One recvmmsg into buffers allocated
    ahead; datagrams that are truncated, shorter than the wire header, our
    own, or addressed to another endpoint are dropped and counted, and
-   their buffers kept for the next call.  VSX_ERR_AGAIN when the pool is
-   empty so nothing can be received. */
+   their buffers kept for the next call; PEERS datagrams are taken here.
+   Then, in unicast mode, the PEERS exchange if it is due.  VSX_ERR_AGAIN
+   when the pool is empty so nothing can be received. */
 static int udp_recv_batch(void *state, vsx_datagram_t *dgs, uint32_t max, uint32_t *cnt) {
   udp_xport_t *u = state;
   *cnt = 0;
@@ -409,8 +584,8 @@ static int udp_recv_batch(void *state, vsx_datagram_t *dgs, uint32_t max, uint32
   do r = recvmmsg(u->fd, u->rx_msg, m, MSG_DONTWAIT, NULL);
   while (r < 0 && errno == EINTR);
   if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return VSX_OK;
-    return vsx_fail(VSX_ERR_IO, "udp: recvmmsg: %s", strerror(errno));
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return vsx_fail(VSX_ERR_IO, "udp: recvmmsg: %s", strerror(errno));
+    r = 0;
   }
 
   uint64_t now = vsx_now_ns();
@@ -425,10 +600,18 @@ static int udp_recv_batch(void *state, vsx_datagram_t *dgs, uint32_t max, uint32
       u->st.rx_malformed++;
     } else if (src == u->eid) {
       u->st.rx_self++;
+      if (VSX_UNLIKELY(u->seed_cnt)) udp_seed_drop(u, &u->rx_from[k]); /* a seed that is us */
     } else if (dst && dst != u->eid) {
       u->st.rx_misdirected++;
+    } else if (VSX_UNLIKELY(d[3] == UDP_KIND_PEERS)) {
+      if (!udp_peers_in(u, src, &u->rx_from[k], d, len, now)) u->st.rx_malformed++;
     } else {
-      udp_learn(u, src, &u->rx_from[k], now);
+      /* Only a datagram of this group teaches an address; the others go
+         up all the same, for the bottom layer to count by reason. */
+      vsx_wire_hdr_t h;
+      vsx_wire_decode(&h, d);
+      if (h.magic == VSX_WIRE_MAGIC && h.version == VSX_WIRE_VERSION && h.group_id == u->group_id)
+        udp_learn(u, src, &u->rx_from[k], now);
       vsx_iovec_t iov = u->rx_buf[k];
       iov.len = len;
       vsx_iovl_init(&dgs[n].iovl);
@@ -448,6 +631,7 @@ static int udp_recv_batch(void *state, vsx_datagram_t *dgs, uint32_t max, uint32
   u->rx_have = keep + rest;
   u->st.rx_dgram += n;
   *cnt = n;
+  if (!u->mcast && (u->peers_news || now >= u->exchange_at)) udp_peers_out(u, now);
   return VSX_OK;
 }
 

@@ -37,9 +37,12 @@
    its virtual clock).
 
    CALLBACKS run on the loop's thread, from inside vsx calls; they may call
-   vsx_endpoint_cast/send (those queue behind the current event) but must
-   not destroy the endpoint.  A delivered message's list is borrowed for
-   the duration of the callback only.
+   vsx_endpoint_cast/send and their _borrowed forms (those queue behind the
+   current event), borrow, return, leave, add_peer, the queries and stop,
+   but must not destroy, attach, detach, run or poll the endpoint.  A
+   delivered message's list is borrowed for the duration of the callback
+   only.  vsx/vsx.h has the whole contract (lifecycle, services, errors,
+   threads, ownership); docs/api.md the reference.
 
    THREADS.  An endpoint and everything it returns belong to one thread. */
 #ifndef VSX_ENDPOINT_H
@@ -94,20 +97,32 @@ typedef struct vsx_endpoint_cbs {
   void (*state_put)(void *user, vsx_endpoint_t *ep, const void *data, size_t len, uint64_t offset, uint64_t total);
   /* exit: this member is out of the group for good (reason: "leave"
      after vsx_endpoint_leave, "leave-timeout" when nobody answered,
-     "error: ..." when a view change could not allocate its stack).
+     "excluded" when the group went on without it, "error: ..." when a
+     view change could not allocate its stack).
      Only vsx_endpoint_destroy may follow.  Optional. */
   void (*exit)(void *user, vsx_endpoint_t *ep, const char *reason);
 } vsx_endpoint_cbs_t;
 
+/* Options of an endpoint.  Zero in any field means its default, so a
+   zeroed struct plus group, transport and cbs.deliver is complete;
+   vsx_endpoint_opts_init writes the defaults out explicitly.  Strings and
+   arrays are copied by vsx_endpoint_create (opts may be a temporary),
+   except opt_backend and opt_clock_ctx, which must outlive the endpoint,
+   and view, which is read once at create. */
 typedef struct vsx_endpoint_opts {
   const char *group;          /* group name; required                    */
   const char *opt_name;       /* human name (logs)                       */
-  const char *opt_stack;      /* layer spec; NULL = VSX_STACK_DEFAULT    */
+  const char *opt_stack;      /* layer spec; NULL = VSX_STACK_VSYNC, or
+                                 VSX_STACK_DEFAULT when view is given    */
   const char *opt_params;     /* "layer.key=value,..."                   */
-  const vsx_transport_ops_t *transport; /* required                       */
-  const char *opt_ifname;
-  uint32_t mcast_ip;          /* host order; 0 = unicast fan-out          */
-  uint16_t port;
+  const vsx_transport_ops_t *transport; /* NULL: found by
+                                 opt_transport_name ("udp", "afxdp", "sim") */
+  const char *opt_ifname;     /* interface (afxdp: required; udp: whose
+                                 address to bind and join the group on)  */
+  uint32_t mcast_ip;          /* host order; 0 = unicast fan-out (udp:
+                                 give peers with vsx_endpoint_add_peer)  */
+  uint16_t port;              /* UDP port: the group's (multicast), or
+                                 this member's own (unicast)             */
   void *opt_backend;          /* sim: the vsx_sim_t                      */
   uint64_t eid;               /* 0 = a fresh random id                   */
   const vsx_view_t *view;     /* NULL: start alone and find the group
@@ -131,10 +146,32 @@ typedef struct vsx_endpoint_opts {
   /* JSONL trace (include/vsx/trace.h) to this directory; NULL: the
      environment variable VSX_TRACE_DIR if set; "": none. */
   const char *opt_trace_dir;
-  const char *opt_transport_name; /* for the trace's start event (NULL: transport->name) */
+  /* The transport's name: finds it when transport is NULL; else only
+     names it in the trace's start event (NULL: transport->name). */
+  const char *opt_transport_name;
   uint32_t linger_ms;         /* an old view's stack keeps retransmitting
                                  this long (0 = 500)                      */
+  /* TIMEOUTS of the membership layers (0 = the default; the same key
+     given in opt_params wins): */
+  uint32_t fail_timeout_ms;   /* suspect.timeout_ms: a member silent this
+                                 long is suspected and excluded (500)     */
+  uint32_t heartbeat_ms;      /* suspect.sweep_ms: heartbeat period; at
+                                 most half of fail_timeout_ms (100)       */
+  uint32_t merge_ms;          /* inter.heal_ms: how often a coordinator
+                                 announces its view to find others (500) */
+  uint32_t leave_timeout_ms;  /* intra.leave_ms: how long a leave waits
+                                 for the group's answer (2000)            */
+  /* GROUP KEY for authenticated groups: not in this release.  A key
+     given here makes vsx_endpoint_create fail with VSX_ERR_NOTSUP rather
+     than run a group that is not protected. */
+  const void *opt_group_key;
+  size_t group_key_len;
 } vsx_endpoint_opts_t;
+
+/* vsx_endpoint_opts_init zeroes *opts and writes every default out
+   (buffers, events, sizes, timeouts); the caller then sets group,
+   transport (or opt_transport_name), port and cbs. */
+void vsx_endpoint_opts_init(vsx_endpoint_opts_t *opts);
 
 typedef struct vsx_endpoint_stats {
   uint64_t rx_datagrams, tx_datagrams;
@@ -144,7 +181,8 @@ typedef struct vsx_endpoint_stats {
   uint64_t casts, sends; /* accepted from the application               */
   uint64_t delivered;
   uint64_t refused_again;/* calls answered VSX_ERR_AGAIN               */
-  uint64_t flow_blocked_ns;
+  uint64_t flow_blocked_ns; /* time casts were refused by flow control,
+                            the current stretch included                 */
   uint64_t views;        /* view callbacks (views installed)            */
   uint64_t blocks;       /* block callbacks                             */
   uint64_t refused_blocked; /* calls answered VSX_ERR_BLOCKED/_STATE    */
@@ -161,6 +199,22 @@ typedef struct vsx_endpoint_stats {
                             (always 0: nobody sends before it)          */
   uint64_t casts_after_block; /* casts a layer issued after BLOCK_OK,
                             dropped by mnak (always 0: a layer bug)     */
+  /* Since the vsx.h release; counted over the endpoint's whole life
+     (the layers' counters of every view's stack, freed ones included): */
+  uint64_t retransmits;  /* casts (mnak) and sends (pt2pt) retransmitted */
+  /* Received datagrams dropped, by reason (the bottom layer's gate): */
+  uint64_t drop_malformed; /* the transport: truncated, shorter than the
+                            wire header, bad checksum, bad PEERS list   */
+  uint64_t drop_magic;   /* not vsx (magic, unknown kind)               */
+  uint64_t drop_version; /* another wire version                        */
+  uint64_t drop_length;  /* length field disagrees with the datagram    */
+  uint64_t drop_group;   /* another group on the same port              */
+  uint64_t drop_stale;   /* an ended (or future) view's datagram        */
+  uint64_t drop_sender;  /* a sender not in the view                    */
+  uint64_t drop_not_mine;/* a send addressed to another member          */
+  uint64_t drop_own;     /* my own datagram come back                   */
+  uint64_t drop_too_big; /* outgoing: larger than mtu_payload (a bug)   */
+  uint64_t drop_no_buffer; /* outgoing: no buffer for the wire header   */
 } vsx_endpoint_stats_t;
 
 /* vsx_endpoint_create builds everything.  Errors name the problem
@@ -179,6 +233,48 @@ void vsx_endpoint_destroy(vsx_endpoint_t *ep);
 int vsx_endpoint_cast(vsx_endpoint_t *ep, vsx_svc_t svc, const void *data, size_t len);
 /* vsx_endpoint_send copies len bytes and sends them to member rank. */
 int vsx_endpoint_send(vsx_endpoint_t *ep, uint32_t rank, const void *data, size_t len);
+
+/* ZERO-COPY SENDING.  vsx_endpoint_borrow lends a buffer of the
+   transport's pool (for AF_XDP a UMEM frame) with room for len bytes (up
+   to vsx_endpoint_chunk_sz; 0 is allowed) and the layers' headers in
+   front; the application writes the message at vsx_msgbuf_data and
+   casts or sends it without a copy.  It never takes the buffers kept
+   for the protocol (so a borrowing application cannot starve
+   retransmissions).  VSX_ERR_TOOBIG: len > vsx_endpoint_chunk_sz;
+   VSX_ERR_AGAIN: the pool is empty (try after the next poll), or 64
+   buffers are lent out already.  The buffer belongs to the endpoint's
+   thread, like the endpoint. */
+typedef struct vsx_msgbuf vsx_msgbuf_t;
+int    vsx_endpoint_borrow(vsx_endpoint_t *ep, size_t len, vsx_msgbuf_t **out);
+/* vsx_msgbuf_data: where to write; vsx_msgbuf_cap: how many bytes fit
+   (vsx_endpoint_chunk_sz). */
+void  *vsx_msgbuf_data(vsx_msgbuf_t *buf);
+size_t vsx_msgbuf_cap(const vsx_msgbuf_t *buf);
+/* vsx_endpoint_cast_borrowed / _send_borrowed send the first len bytes
+   of buf as vsx_endpoint_cast / _send would.  On VSX_OK the buffer is
+   the endpoint's again (do not touch it); on any error it stays lent to
+   the caller, who may retry (VSX_ERR_AGAIN, VSX_ERR_BLOCKED) or return
+   it.  Errors: those of cast/send, plus VSX_ERR_INVAL for a buffer this
+   endpoint did not lend (another endpoint's, or sent or returned
+   already) and VSX_ERR_TOOBIG for len > vsx_msgbuf_cap. */
+int vsx_endpoint_cast_borrowed(vsx_endpoint_t *ep, vsx_svc_t svc, vsx_msgbuf_t *buf, size_t len);
+int vsx_endpoint_send_borrowed(vsx_endpoint_t *ep, uint32_t rank, vsx_msgbuf_t *buf, size_t len);
+/* vsx_endpoint_return gives an unused buffer back.  VSX_ERR_INVAL as
+   above.  vsx_endpoint_destroy takes back any buffer still lent. */
+int vsx_endpoint_return(vsx_endpoint_t *ep, vsx_msgbuf_t *buf);
+
+/* vsx_endpoint_add_peer gives the address "IPv4:PORT" of another member
+   (or of a member to be), for the udp transport in unicast mode
+   (mcast_ip == 0), where there is no group address to find the others
+   on.  Call it after create, before or while running, once per address.
+   Casts and discovery go to the address until a datagram from it shows
+   the member there; members then tell each other the peers they hear, so
+   each member needs just one address that reaches the group (a chain is
+   enough).  The endpoint's own address is ignored, so every member may be
+   given one shared list.  VSX_ERR_INVAL: not IPv4:PORT; VSX_ERR_NOTSUP:
+   another transport (sim, afxdp) or multicast mode; VSX_ERR_AGAIN: more
+   than 64 addresses not heard from yet. */
+int vsx_endpoint_add_peer(vsx_endpoint_t *ep, const char *addr);
 
 /* vsx_endpoint_leave leaves the group gracefully: sending is refused
    from now on, the group installs a view without this member (without
