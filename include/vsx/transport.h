@@ -73,7 +73,9 @@ typedef struct vsx_transport_ops {
      (sim: driven by its own clock). */
   int  (*poll_fd)(void *state);
   /* add_peer: tell the transport the address of a member it has not heard
-     from yet (opt; may be NULL).  addr is backend specific. */
+     from yet (opt; may be NULL).  addr is backend specific.  eid 0: a
+     seed address whose member is not known yet (udp in unicast mode
+     only; others answer VSX_ERR_NOTSUP). */
   int  (*add_peer)(void *state, uint64_t eid, const void *addr);
 } vsx_transport_ops_t;
 
