@@ -15,4 +15,4 @@ echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer build"
 # quarter of the random fault sweep reaches as well as all of it does (the
 # release run sweeps all 1000 seeds); this keeps the suite well under 15
 # minutes on 2 cores.
-(cd build-asan && VSX_SWEEP=${VSX_SWEEP:-250} ctest --output-on-failure --timeout 900)
+(cd build-asan && VSX_MBR_SWEEP=${VSX_MBR_SWEEP:-250} ctest --output-on-failure --timeout 900)

@@ -12,7 +12,8 @@
    (tests/checker/vsx_check.py) must pass them.  Every failure names its
    seed: VSX_SEED=<seed> CK_RUN_CASE=<case> replays it exactly.
 
-   Environment: VSX_SWEEP (seeds of the random sweep, default 1000),
+   Environment: VSX_SWEEP or VSX_MBR_SWEEP (seeds of the random sweep,
+   default 1000; the latter for this program alone),
    VSX_LOOPS (seeds of each scripted scenario, default 1-3),
    VSX_CHECK_EVERY (run the trace checker on every Nth sweep seed,
    default 25; 1 = all), VSX_TRACE_DIR (keep the traces there instead of
@@ -648,7 +649,8 @@ int main(void) {
     { "flow_churn", test_membership_flow_never_starves, 3 },
     { "random", test_membership_random_faults, -1 },
   };
-  int sweep = getenv("VSX_SWEEP") ? atoi(getenv("VSX_SWEEP")) : 1000;
+  const char *sw = getenv("VSX_MBR_SWEEP") ? getenv("VSX_MBR_SWEEP") : getenv("VSX_SWEEP");
+  int sweep = sw ? atoi(sw) : 1000;
   snprintf(tmp_trace_dir, sizeof tmp_trace_dir, "/tmp/vsx-mbr-%d-XXXXXX", (int)getpid());
   if (!mkdtemp(tmp_trace_dir)) tmp_trace_dir[0] = 0; /* then no traces (and no checker) */
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
