@@ -17,7 +17,13 @@
    its headroom.  If event records run short mid-message the whole message
    is parked and cut later, never half sent.  A Dn BLOCK_OK (the view is
    ending) waits behind parked messages, so they are all sent in the view
-   that accepted them. */
+   that accepted them.
+
+   Reassembly never drops a reliable fragment for want of memory: if the
+   iovec extension arrays run out, the fragment is held (with every later
+   one of the same origin and kind, in order) and retried every
+   millisecond; an Up SYNC (the flush's end of the view) waits behind held
+   fragments, so the layers above see every cast of the view first. */
 #include "vsx/layer.h"
 #include "evq.h"
 #include <arpa/inet.h>
@@ -31,6 +37,7 @@ _Static_assert(sizeof(frag_hdr_t) == 8, "frag header is 8 bytes");
 enum { ST_WHOLE, ST_FRAGMENTED, ST_FRAGMENTS, ST_REASSEMBLED, ST_PARKED, ST_MALFORMED, ST_TOO_BIG, ST_NO_MEMORY, ST_CNT };
 static const char *const stat_names[ST_CNT] = {
   "whole", "fragmented", "fragments", "reassembled", "parked", "malformed", "too_big", "no_memory" };
+#define RETRY_NS 1000000ull
 
 #define FRAG_MAX_PER_MSG 8192
 
@@ -46,6 +53,9 @@ typedef struct frag {
   vsx_evq_t parked;                /* messages waiting for records   */
   vsx_evq_t block_oks;             /* BLOCK_OKs waiting behind them  */
   reasm_t in[VSX_MEMBERS_MAX][2];  /* [origin][0 cast, 1 send]       */
+  vsx_evq_t held[VSX_MEMBERS_MAX][2]; /* fragments waiting for memory  */
+  uint32_t held_cnt;               /* events in held[][]              */
+  vsx_evq_t syncs;                 /* Up SYNCs waiting behind them    */
   size_t ends[FRAG_MAX_PER_MSG];   /* scratch for send_fragments     */
   vsx_event_t *parts[FRAG_MAX_PER_MSG];
 } frag_t;
@@ -63,13 +73,18 @@ static void frag_fini(vsx_layer_ctx_t *ctx) {
   frag_t *s = ctx->state;
   vsx_evq_free_all(ctx, &s->parked);
   vsx_evq_free_all(ctx, &s->block_oks);
+  vsx_evq_free_all(ctx, &s->syncs);
   for (uint32_t r = 0; r < VSX_MEMBERS_MAX; r++)
-    for (int k = 0; k < 2; k++) vsx_iovl_free(&s->in[r][k].acc);
+    for (int k = 0; k < 2; k++) {
+      vsx_iovl_free(&s->in[r][k].acc);
+      vsx_evq_free_all(ctx, &s->held[r][k]);
+    }
 }
 
 static void frag_dump(vsx_layer_ctx_t *ctx, FILE *out) {
   frag_t *s = ctx->state;
-  fprintf(out, "    fragment %u bytes, max message %u, parked %u\n", s->frag_sz, s->max_msg, s->parked.cnt);
+  fprintf(out, "    fragment %u bytes, max message %u, parked %u, held for memory %u\n", s->frag_sz, s->max_msg,
+          s->parked.cnt, s->held_cnt);
 }
 
 static int put_hdr(vsx_layer_ctx_t *ctx, vsx_event_t *ev, uint8_t kind, uint32_t total) {
@@ -181,56 +196,51 @@ static void frag_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   }
 }
 
-/* UP CAST/SEND: pass whole messages, collect fragments, pass the message
-   when its LAST fragment completes the announced length. */
-static void frag_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+/* reassemble takes one reliable message or fragment of origin r whose
+   header (kind in u64a, total in u64b) was popped.  Returns 0, ev
+   untouched, when the extension arrays ran out: the caller holds it. */
+static int reassemble(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   frag_t *s = ctx->state;
-  frag_hdr_t h;
-  uint32_t r = (uint32_t)ev->peer;
-  if (vsx_hdr_pop(ev, &h, sizeof h) || r >= ctx->member_cnt) goto malformed;
-  /* UNREL: never fragmented, and not part of the reliable stream: it may
-     arrive between the fragments of a reliable message, so it must not
-     touch the reassembly slot. */
-  if (ev->flags & VSX_EVF_UNREL) {
-    if (h.kind != KIND_WHOLE) goto malformed;
-    vsx_pass_up(ctx, ev);
-    return;
-  }
+  uint32_t r = (uint32_t)ev->peer, kind = (uint32_t)ev->u64a, total = (uint32_t)ev->u64b;
   reasm_t *ra = &s->in[r][ev->type == VSX_EV_SEND];
-  switch (h.kind) {
+  ev->u64a = ev->u64b = 0;
+  switch (kind) {
   case KIND_WHOLE: /* WHOLE: pass; a half-built message before it is broken */
     if (ra->total) goto broken;
     vsx_pass_up(ctx, ev);
-    return;
+    return 1;
   case KIND_FIRST: /* FIRST: start collecting */
     if (ra->total) goto broken;
-    ra->bad = 0;
-    ra->total = ntohl(h.total);
-    if (ra->total > s->max_msg || ra->total <= s->frag_sz) { ra->total = 0; ra->bad = 1; goto malformed; }
+    if (total > s->max_msg || total <= s->frag_sz) { ra->bad = 1; goto malformed; }
     if (vsx_iovl_concat_take(&ra->acc, &ev->iovl)) goto no_memory;
+    ra->bad = 0;
+    ra->total = total;
     vsx_ev_free(ctx, ev);
-    return;
+    return 1;
   case KIND_MID:  /* MID: collect */
   case KIND_LAST: /* LAST: collect and deliver */
-    if (ra->bad) { vsx_ev_free(ctx, ev); return; }
+    if (ra->bad) { vsx_ev_free(ctx, ev); return 1; }
     if (!ra->total) goto malformed;
+    if (vsx_iovl_len(&ra->acc) + vsx_iovl_len(&ev->iovl) > ra->total) goto broken;
+    if (kind == KIND_LAST && vsx_iovl_len(&ra->acc) + vsx_iovl_len(&ev->iovl) != ra->total) goto broken;
     if (vsx_iovl_concat_take(&ra->acc, &ev->iovl)) goto no_memory;
-    if (vsx_iovl_len(&ra->acc) > ra->total) goto broken;
-    if (h.kind == KIND_MID) { vsx_ev_free(ctx, ev); return; }
-    if (vsx_iovl_len(&ra->acc) != ra->total) goto broken;
+    if (kind == KIND_MID) { vsx_ev_free(ctx, ev); return 1; }
     ev->iovl = ra->acc; /* ev's own list was emptied by concat */
     vsx_iovl_init(&ra->acc);
     ra->total = 0;
     ctx->stats[ST_REASSEMBLED]++;
     vsx_pass_up(ctx, ev);
-    return;
+    return 1;
   }
 malformed:
   ctx->stats[ST_MALFORMED]++;
   vsx_ev_free(ctx, ev);
-  return;
-no_memory:
+  return 1;
+no_memory: /* the pool's extension arrays are all in use: hold and retry */
+  ev->u64a = kind;
+  ev->u64b = total;
   ctx->stats[ST_NO_MEMORY]++;
+  return 0;
 broken:
   /* Reliable FIFO below makes this impossible for well-formed peers; a
      broken stream is dropped whole until its next FIRST. */
@@ -239,11 +249,64 @@ broken:
   ra->total = 0;
   ra->bad = 1;
   vsx_ev_free(ctx, ev);
+  return 1;
+}
+
+/* retry_held takes held fragments in order while memory allows, and
+   lets held SYNCs go once none is left. */
+static void retry_held(vsx_layer_ctx_t *ctx) {
+  frag_t *s = ctx->state;
+  vsx_event_t *ev;
+  for (uint32_t r = 0; r < ctx->member_cnt && s->held_cnt; r++)
+    for (int k = 0; k < 2; k++)
+      while ((ev = vsx_evq_pop(&s->held[r][k]))) {
+        if (!reassemble(ctx, ev)) { vsx_evq_unpop(&s->held[r][k], ev); break; }
+        s->held_cnt--;
+      }
+  if (s->held_cnt) vsx_timer_soon(ctx, vsx_now(ctx) + RETRY_NS);
+  while (!s->held_cnt && (ev = vsx_evq_pop(&s->syncs))) vsx_pass_up(ctx, ev);
+}
+
+/* UP CAST/SEND: pass whole messages, collect fragments, pass the message
+   when its LAST fragment completes the announced length. */
+static void frag_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  frag_hdr_t h;
+  uint32_t r = (uint32_t)ev->peer;
+  if (vsx_hdr_pop(ev, &h, sizeof h) || r >= ctx->member_cnt) {
+    ctx->stats[ST_MALFORMED]++;
+    vsx_ev_free(ctx, ev);
+    return;
+  }
+  /* UNREL: never fragmented, and not part of the reliable stream: it may
+     arrive between the fragments of a reliable message, so it must not
+     touch the reassembly slot. */
+  if (ev->flags & VSX_EVF_UNREL) {
+    if (h.kind != KIND_WHOLE) { ctx->stats[ST_MALFORMED]++; vsx_ev_free(ctx, ev); return; }
+    vsx_pass_up(ctx, ev);
+    return;
+  }
+  ev->u64a = h.kind;
+  ev->u64b = ntohl(h.total);
+  vsx_evq_t *q = &s->held[r][ev->type == VSX_EV_SEND];
+  if (q->cnt || !reassemble(ctx, ev)) { /* behind held ones, in order */
+    vsx_evq_push(q, ev);
+    s->held_cnt++;
+    vsx_timer_soon(ctx, vsx_now(ctx) + RETRY_NS);
+  }
+}
+
+/* UP SYNC: the view's casts end here; it waits behind held fragments. */
+static void frag_upnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
+  frag_t *s = ctx->state;
+  if (ev->type == VSX_EV_SYNC && (s->held_cnt || s->syncs.cnt)) { vsx_evq_push(&s->syncs, ev); return; }
+  vsx_pass_up(ctx, ev);
 }
 
 static void frag_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
   (void)now;
   drain_parked(ctx);
+  retry_held(ctx);
 }
 
 const vsx_layer_ops_t vsx_layer_frag = {
@@ -251,5 +314,6 @@ const vsx_layer_ops_t vsx_layer_frag = {
   .state_sz = sizeof(frag_t), .provides = VSX_CAP_LARGE_MSG, .clears = VSX_CAP_CAST_UNITS,
   .needs_below = VSX_CAP_RELIABLE_CAST | VSX_CAP_RELIABLE_SEND,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
-  .init = frag_init, .fini = frag_fini, .up = frag_up, .dn = frag_dn, .dnnm = frag_dnnm, .timer = frag_timer, .dump = frag_dump,
+  .init = frag_init, .fini = frag_fini, .up = frag_up, .dn = frag_dn, .upnm = frag_upnm, .dnnm = frag_dnnm,
+  .timer = frag_timer, .dump = frag_dump,
 };

@@ -403,6 +403,52 @@ START_TEST(test_layers_frag_cuts_and_rebuilds) {
 }
 END_TEST
 
+/* Reassembly that finds no iovec extension array free holds the
+   fragment (and the rest of that origin's, in order) and retries; the
+   message is delivered whole once an array is free, never dropped. */
+START_TEST(test_layers_frag_holds_fragments_without_memory) {
+  net_up("t_app:frag:t_link", NULL);
+  static char big[5000];
+  for (size_t i = 0; i < sizeof big - 1; i++) big[i] = (char)('A' + i % 26);
+  /* take every extension array of node 2's pool: lists of 5 pieces */
+  static vsx_iovl_t hog[16];
+  int hogs = 0;
+  for (; hogs < 16; hogs++) {
+    vsx_iovl_init(&hog[hogs]);
+    int err = 0;
+    for (int k = 0; k < 5 && !err; k++) {
+      vsx_iovec_t iov;
+      ck_assert_int_eq(vsx_buf_alloc(nodes[2].bp, &iov), VSX_OK);
+      if ((err = vsx_iovl_append_take(&hog[hogs], &iov))) vsx_iovec_unref(&iov);
+    }
+    if (err) { vsx_iovl_free(&hog[hogs]); break; }
+  }
+  ck_assert_int_gt(hogs, 0);
+  ck_assert_int_lt(hogs, 16);
+  send_msg(0, VSX_EV_CAST, -1, "before");
+  node_t *n = &nodes[0];
+  vsx_event_t *ev = vsx_evpool_alloc(n->evp, VSX_EV_CAST, 1);
+  ck_assert_int_eq(vsx_iovl_from_bytes(n->bp, &ev->iovl, big, sizeof big, 1000, 1), VSX_OK);
+  vsx_stack_dn(n->st, ev);
+  send_msg(0, VSX_EV_CAST, -1, "after");
+  pump(keep_all);
+  ck_assert_int_eq(nodes[1].got_cnt, 3); /* node 1 has arrays: all three */
+  ck_assert_int_eq(nodes[2].got_cnt, 1); /* node 2: "before", then the big one waits, and "after" behind it */
+  ck_assert_str_eq(nodes[2].got[0], "before");
+  ck_assert_uint_gt(stat(2, "frag", "no_memory"), 0);
+  advance(5000000ull, keep_all);
+  ck_assert_int_eq(nodes[2].got_cnt, 1); /* still none free: still held, nothing dropped */
+  for (int i = 0; i < hogs; i++) vsx_iovl_free(&hog[i]);
+  advance(5000000ull, keep_all);
+  ck_assert_int_eq(nodes[2].got_cnt, 3);
+  ck_assert_mem_eq(nodes[2].got[1], big, 64);
+  ck_assert_str_eq(nodes[2].got[2], "after");
+  ck_assert_uint_eq(stat(2, "frag", "reassembled"), 1);
+  ck_assert_uint_eq(stat(2, "frag", "malformed"), 0);
+  net_down();
+}
+END_TEST
+
 /* ---- stable ----------------------------------------------------------------------------------- */
 
 START_TEST(test_layers_stable_reports_min_and_max) {
@@ -511,6 +557,7 @@ int main(void) {
   tcase_add_test(tc, test_layers_pt2pt_retransmits_until_acknowledged);
   tcase_add_test(tc, test_layers_pt2pt_backs_off_and_bounds_bursts);
   tcase_add_test(tc, test_layers_frag_cuts_and_rebuilds);
+  tcase_add_test(tc, test_layers_frag_holds_fragments_without_memory);
   tcase_add_test(tc, test_layers_stable_reports_min_and_max);
   tcase_add_test(tc, test_layers_bundle_packs_queued_messages_only);
   tcase_add_test(tc, test_layers_bundle_adds_no_latency_alone);
