@@ -7,7 +7,9 @@
    Provides: fewer, fuller datagrams when small messages queue up, and no
              added latency when they do not: a message is held only until
              the stack's event queue drains (the idle call), which happens
-             before the stack returns to the endpoint.
+             before the stack returns to the endpoint, or, when the
+             endpoint batches (in an event loop), until it transmits, just
+             before the loop waits.
    Requires: datagrams below.  Place it right above bottom so every
              layer's traffic (retransmissions, acknowledgements, gossip)
              can share datagrams.
@@ -136,9 +138,13 @@ static void bundle_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   append(ctx, p, ev);
 }
 
-/* IDLE: the queue drained: nothing more is coming now, send it all. */
+/* IDLE: the queue drained: nothing more is coming now, send it all;
+   unless the owner batches (an endpoint in an event loop while the
+   application casts): then at its flush, just before it transmits, so
+   casts the application makes one after another share datagrams. */
 static void bundle_idle(vsx_layer_ctx_t *ctx) {
   bundle_t *s = ctx->state;
+  if (vsx_stack_batching(ctx)) { vsx_idle_defer(ctx); return; }
   flush(ctx, &s->cast);
   for (uint32_t r = 0; r < ctx->member_cnt; r++) flush(ctx, &s->send[r]);
 }

@@ -147,6 +147,14 @@ static void sink_dn(void *owner, vsx_event_t *ev) {
   vsx_evpool_free(ep->evpool, ev);
 }
 
+/* transmit lets the stacks pack what they deferred (bundles), then
+   hands every batched datagram to the transport. */
+static void transmit(vsx_endpoint_t *ep) {
+  for (int i = 0; i < 2; i++)
+    if (ep->slot[i].stack) vsx_stack_flush(ep->slot[i].stack);
+  flush_tx(ep);
+}
+
 static void on_flow(void *owner, int blocked) {
   ep_slot_t *sl = owner;
   vsx_endpoint_t *ep = sl->ep;
@@ -239,6 +247,7 @@ static int build_stack(vsx_endpoint_t *ep, ep_slot_t *sl, const vsx_view_t *v, u
   int err = vsx_stack_create(&sc, &sl->stack);
   if (err) { sl->stack = NULL; return err; }
   sl->instance = vsx_stack_layer(sl->stack, 0)->instance;
+  if (ep->loop) vsx_stack_set_batching(sl->stack, 1); /* the loop's prepare transmits */
   ep->stats.stacks++;
   return VSX_OK;
 }
@@ -635,7 +644,7 @@ static void inject_msg(vsx_endpoint_t *ep, vsx_event_t *ev, int32_t peer, vsx_sv
   ev->svc = (uint8_t)svc;
   ev->flags = VSX_EVF_APPL;
   vsx_stack_dn(ep->stack, ev);
-  flush_tx(ep);
+  if (!ep->loop) transmit(ep); /* in a loop: its prepare transmits, so casts in a row share datagrams */
 }
 
 /* submit copies the message in and injects it at the top of the stack. */
@@ -776,7 +785,7 @@ int vsx_endpoint_leave(vsx_endpoint_t *ep) {
   ep->leaving = 1;
   do_block(ep); /* leaving is a view change: the block callback runs now */
   vsx_stack_dn(ep->stack, ev);
-  flush_tx(ep);
+  transmit(ep);
   return VSX_OK;
 }
 
@@ -820,7 +829,7 @@ int vsx_endpoint_poll(vsx_endpoint_t *ep) {
     }
     total += cnt;
     ep->stats.rx_datagrams += cnt;
-    flush_tx(ep);
+    transmit(ep);
   } while (cnt == RX_BATCH && total < RX_BUDGET);
   uint64_t now = clock_now(ep);
   ep_slot_t *order[2] = { &ep->slot[ep->cur ^ 1], &ep->slot[ep->cur] }; /* the old one first: it may be freed */
@@ -835,7 +844,7 @@ int vsx_endpoint_poll(vsx_endpoint_t *ep) {
     uint64_t alarm = vsx_stack_next_alarm(sl->stack);
     if (alarm && alarm <= now) vsx_stack_alarms(sl->stack);
   }
-  flush_tx(ep);
+  transmit(ep);
   vsx_trace_tick(ep->trace);
   return (int)total;
 }
@@ -882,7 +891,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents) {
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents) {
   (void)loop; (void)revents;
   vsx_endpoint_t *ep = w->data;
-  flush_tx(ep);
+  transmit(ep);
   rearm(ep);
 }
 
@@ -902,6 +911,8 @@ int vsx_endpoint_attach(vsx_endpoint_t *ep, struct ev_loop *loop) {
   ev_prepare_init(&ep->prepare, prepare_cb);
   ep->prepare.data = ep;
   ev_prepare_start(loop, &ep->prepare);
+  for (int i = 0; i < 2; i++)
+    if (ep->slot[i].stack) vsx_stack_set_batching(ep->slot[i].stack, 1);
   return VSX_OK;
 }
 
@@ -911,6 +922,9 @@ void vsx_endpoint_detach(vsx_endpoint_t *ep) {
   ev_timer_stop(ep->loop, &ep->timer);
   ev_prepare_stop(ep->loop, &ep->prepare);
   ep->loop = NULL;
+  for (int i = 0; i < 2; i++)
+    if (ep->slot[i].stack) vsx_stack_set_batching(ep->slot[i].stack, 0);
+  flush_tx(ep);
 }
 
 static void run_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents) {

@@ -16,7 +16,12 @@
    Each member counts, per origin, the reliable casts that pass up through
    it (its own come back through mnak's local delivery), and every sweep
    casts its row unreliably when it changed or while something is not yet
-   stable.  Rows only grow, so merging is a max and a lost gossip costs
+   stable.  Under load it does not wait for the sweep: once some origin's
+   count grew by `eager` casts since its last gossip, it gossips as soon
+   as the event queue drains (at most one gossip per `eager_us`), so a
+   sender's window (mnak's, which stability opens) is released a round
+   trip after it was used, not a sweep later; an idle group gossips only
+   on the sweep.  Rows only grow, so merging is a max and a lost gossip costs
    one sweep.  A member that still sees something unstable says so in its
    gossip, and everyone answers with a gossip of their own next sweep:
    otherwise a member whose copy of some row is old would wait forever for
@@ -40,6 +45,11 @@ static const char *const stat_names[ST_CNT] = { "gossip_sent", "gossip_recv", "s
 
 typedef struct stable {
   uint64_t sweep_ns;
+  uint32_t eager;              /* gossip early after this many new casts  */
+  uint64_t eager_ns;           /* ... but at most once per this           */
+  uint64_t last_gossip_ns;
+  int eager_due;               /* an early gossip is wanted               */
+  uint32_t told[VSX_MEMBERS_MAX]; /* my row as my last gossip said        */
   int changed;                 /* my row or a merge changed something    */
   int asked;                   /* someone behind wants our rows          */
   uint64_t failed;             /* rows that no longer count (Dn FAIL)    */
@@ -56,6 +66,9 @@ static int stable_init(vsx_layer_ctx_t *ctx) {
   stable_t *s = ctx->state;
   s->sweep_ns = vsx_param_u64(ctx, "sweep_ms", 10) * 1000000ull;
   if (!s->sweep_ns) return vsx_fail(VSX_ERR_INVAL, "stable: sweep_ms must be > 0");
+  s->eager = (uint32_t)vsx_param_u64(ctx, "eager", 64);
+  s->eager_ns = vsx_param_u64(ctx, "eager_us", 200) * 1000ull;
+  if (!s->eager) return vsx_fail(VSX_ERR_INVAL, "stable: eager must be > 0 (casts between early gossips)");
   vsx_timer_set(ctx, vsx_now(ctx) + s->sweep_ns);
   return VSX_OK;
 }
@@ -103,7 +116,10 @@ static void send_gossip(vsx_layer_ctx_t *ctx, int behind) {
   for (uint32_t o = 0; o < n; o++) {
     uint32_t v = htonl(s->row[ctx->rank][o]);
     memcpy(at + sizeof h + 4 * o, &v, 4);
+    s->told[o] = s->row[ctx->rank][o];
   }
+  s->last_gossip_ns = vsx_now(ctx);
+  s->eager_due = 0;
   ev->flags = VSX_EVF_UNREL;
   ctx->stats[ST_GOSSIP_SENT]++;
   vsx_pass_dn(ctx, ev);
@@ -121,6 +137,12 @@ static void stable_up(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
     if (ev->flags & VSX_EVF_UNREL) goto malformed;
     s->row[ctx->rank][r]++;
     s->changed = 1;
+    if (s->row[ctx->rank][r] - s->told[r] >= s->eager && !s->eager_due && ctx->member_cnt > 1) {
+      s->eager_due = 1; /* a sender may be waiting for its window: tell soon */
+      uint64_t at = s->last_gossip_ns + s->eager_ns, now = vsx_now(ctx);
+      if (at <= now) vsx_idle_request(ctx);
+      else vsx_timer_soon(ctx, at);
+    }
     vsx_pass_up(ctx, ev);
     return;
   case KIND_UNREL: /* UNREL: not counted */
@@ -167,8 +189,31 @@ static void stable_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   vsx_pass_dn(ctx, ev);
 }
 
+/* gossip_now: my row (saying whether I still see something unstable),
+   then what the merge may have made stable. */
+static void gossip_now(vsx_layer_ctx_t *ctx) {
+  stable_t *s = ctx->state;
+  int unstable = 0;
+  for (uint32_t o = 0; o < ctx->member_cnt && !unstable; o++) unstable = s->lo[o] != s->hi[o] || s->row[ctx->rank][o] != s->hi[o];
+  s->changed = 0;
+  s->asked = 0;
+  if (ctx->member_cnt > 1) send_gossip(ctx, unstable);
+  emit(ctx);
+}
+
+/* IDLE: the queue drained and an early gossip is due. */
+static void stable_idle(vsx_layer_ctx_t *ctx) {
+  stable_t *s = ctx->state;
+  if (s->eager_due) gossip_now(ctx);
+}
+
 static void stable_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
   stable_t *s = ctx->state;
+  if (s->eager_due && now >= s->last_gossip_ns + s->eager_ns) { /* early: not the sweep */
+    gossip_now(ctx);
+    vsx_timer_soon(ctx, s->last_gossip_ns + s->sweep_ns);
+    return;
+  }
   int unstable = 0;
   for (uint32_t o = 0; o < ctx->member_cnt && !unstable; o++) unstable = s->lo[o] != s->hi[o] || s->row[ctx->rank][o] != s->hi[o];
   if (s->changed || unstable || s->asked) {
@@ -186,4 +231,5 @@ const vsx_layer_ops_t vsx_layer_stable = {
   .needs_below = VSX_CAP_RELIABLE_CAST | VSX_CAP_CAST_UNITS,
   .stat_names = stat_names, .stat_cnt = ST_CNT,
   .init = stable_init, .up = stable_up, .dn = stable_dn, .dnnm = stable_dnnm, .timer = stable_timer, .dump = stable_dump,
+  .idle = stable_idle,
 };

@@ -16,6 +16,8 @@ struct vsx_stack {
   uint32_t layer_cnt;
   int running;              /* re-entrancy guard: inject only queues    */
   int flow_blocked;         /* last value told to the owner            */
+  int batching;             /* the owner packs datagrams until flush   */
+  int deferred;             /* some layer deferred its idle work        */
   uint64_t dispatched;      /* events handed to a handler or sink      */
   vsx_event_t *q_head, *q_tail;
   char spec[PARAMS_MAX];
@@ -246,6 +248,8 @@ static void notify_flow(vsx_stack_t *s) {
   if (s->cfg.on_flow) s->cfg.on_flow(s->cfg.owner, blocked);
 }
 
+static void run(vsx_stack_t *s);
+
 /* run_idle gives each layer that asked its idle call; returns 1 if any
    of them queued more work. */
 static int run_idle(vsx_stack_t *s) {
@@ -254,8 +258,31 @@ static int run_idle(vsx_stack_t *s) {
     if (!c->idle_wanted) continue;
     c->idle_wanted = 0;
     if (c->ops->idle) c->ops->idle(c);
+    if (c->idle_deferred) s->deferred = 1;
   }
   return s->q_head != NULL;
+}
+
+int vsx_stack_batching(const vsx_layer_ctx_t *c) { return c->stack->batching; }
+
+void vsx_stack_set_batching(vsx_stack_t *s, int on) {
+  s->batching = on != 0;
+  if (!on) vsx_stack_flush(s);
+}
+
+/* vsx_stack_flush gives the layers that deferred their idle work their
+   idle call now, with batching off for the call. */
+void vsx_stack_flush(vsx_stack_t *s) {
+  if (!s->deferred || s->running) return;
+  s->deferred = 0;
+  for (uint32_t i = 0; i < s->layer_cnt; i++) {
+    vsx_layer_ctx_t *c = &s->layers[i];
+    if (c->idle_deferred) { c->idle_deferred = 0; c->idle_wanted = 1; }
+  }
+  int was = s->batching;
+  s->batching = 0;
+  run(s);
+  s->batching = was;
 }
 
 static void run(vsx_stack_t *s) {

@@ -468,6 +468,24 @@ START_TEST(test_layers_stable_reports_min_and_max) {
 }
 END_TEST
 
+/* Under load a member gossips its row as soon as `eager` new casts
+   arrived (and the queue drained), not a sweep later: with a 1-second
+   sweep, 8 casts with eager=4 are reported at once. */
+START_TEST(test_layers_stable_gossips_early_under_load) {
+  net_up("t_app:stable:t_link", "stable.sweep_ms=1000,stable.eager=4,stable.eager_us=0");
+  advance(1000000ull, keep_all);
+  uint64_t before = stat(1, "stable", "gossip_sent");
+  for (int i = 0; i < 3; i++) send_msg(0, VSX_EV_CAST, -1, "s");
+  pump(keep_all);
+  ck_assert_uint_eq(stat(1, "stable", "gossip_sent"), before); /* 3 < eager: waits for the sweep */
+  for (int i = 0; i < 5; i++) send_msg(0, VSX_EV_CAST, -1, "s");
+  pump(keep_all);
+  ck_assert_uint_gt(stat(1, "stable", "gossip_sent"), before); /* 8 >= eager: told at once */
+  ck_assert_uint_gt(stat(0, "stable", "gossip_recv"), 0);
+  net_down();
+}
+END_TEST
+
 /* ---- bundle ------------------------------------------------------------------------------------ */
 
 START_TEST(test_layers_bundle_packs_queued_messages_only) {
@@ -503,6 +521,35 @@ START_TEST(test_layers_bundle_adds_no_latency_alone) {
   ck_assert_uint_eq(stat(0, "bundle", "bundles"), 0);
   pump(keep_all);
   ck_assert_str_eq(nodes[2].got[0], "alone");
+  net_down();
+}
+END_TEST
+
+/* While the owner batches (an endpoint in an event loop), messages the
+   application casts one call after another share datagrams, and all of
+   them leave at the owner's flush, before it transmits. */
+START_TEST(test_layers_bundle_packs_across_calls_while_batching) {
+  net_up("t_app:bundle:t_link", NULL);
+  vsx_stack_set_batching(nodes[0].st, 1);
+  send_msg(0, VSX_EV_CAST, -1, "one");
+  send_msg(0, VSX_EV_CAST, -1, "two");
+  send_msg(0, VSX_EV_CAST, -1, "three");
+  ck_assert_int_eq(q_tail, 0); /* held: the owner has not flushed */
+  vsx_stack_flush(nodes[0].st);
+  ck_assert_int_eq(q_tail, 1); /* one datagram */
+  ck_assert_uint_eq(stat(0, "bundle", "bundled_msgs"), 3);
+  pump(keep_all);
+  ck_assert_int_eq(nodes[2].got_cnt, 3);
+  ck_assert_str_eq(nodes[2].got[0], "one");
+  ck_assert_str_eq(nodes[2].got[2], "three");
+  send_msg(0, VSX_EV_CAST, -1, "four");
+  vsx_stack_set_batching(nodes[0].st, 0); /* turning it off flushes */
+  ck_assert_int_eq(q_tail, 1);
+  pump(keep_all);
+  ck_assert_str_eq(nodes[2].got[3], "four");
+  send_msg(0, VSX_EV_CAST, -1, "five"); /* not batching: at once */
+  ck_assert_int_eq(q_tail, 1);
+  pump(keep_all);
   net_down();
 }
 END_TEST
@@ -559,8 +606,10 @@ int main(void) {
   tcase_add_test(tc, test_layers_frag_cuts_and_rebuilds);
   tcase_add_test(tc, test_layers_frag_holds_fragments_without_memory);
   tcase_add_test(tc, test_layers_stable_reports_min_and_max);
+  tcase_add_test(tc, test_layers_stable_gossips_early_under_load);
   tcase_add_test(tc, test_layers_bundle_packs_queued_messages_only);
   tcase_add_test(tc, test_layers_bundle_adds_no_latency_alone);
+  tcase_add_test(tc, test_layers_bundle_packs_across_calls_while_batching);
   tcase_add_test(tc, test_layers_chk_fifo_notices_reordering);
   tcase_add_test(tc, test_layers_drop_loses_and_cuts);
   suite_add_tcase(s, tc);

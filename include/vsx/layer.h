@@ -72,6 +72,7 @@ typedef struct vsx_layer_ctx {
   uint64_t timer_ns;           /* private: next alarm, 0 = none             */
   int flow_blocked;            /* private                                   */
   int idle_wanted;             /* private                                   */
+  int idle_deferred;           /* private                                   */
   const char *args;            /* private: "k=v,k=v" from the spec          */
   uint32_t args_len;           /* private                                   */
   uint64_t stats[VSX_LAYER_STATS_MAX]; /* (rw) the layer's counters         */
@@ -100,7 +101,10 @@ struct vsx_layer_ops {
   int  (*ctl)(vsx_layer_ctx_t *ctx, const char *cmd);
   /* idle: the event queue just drained and this layer asked for it with
      vsx_idle_request (opt); what it passes on runs before the stack
-     returns.  Bundling flushes here, so it never adds latency. */
+     returns.  Bundling flushes here, so it never adds latency; while the
+     owner batches (vsx_stack_batching) it may defer with
+     vsx_idle_defer and is called again at vsx_stack_flush, before the
+     owner transmits. */
   void (*idle)(vsx_layer_ctx_t *ctx);
 };
 
@@ -144,6 +148,15 @@ void vsx_timer_soon(vsx_layer_ctx_t *ctx, uint64_t at_ns);
 /* vsx_idle_request asks for the layer's idle handler to run once, when
    the stack's event queue next drains. */
 static inline void vsx_idle_request(vsx_layer_ctx_t *ctx) { ctx->idle_wanted = 1; }
+
+/* vsx_stack_batching: 1 while the owner holds datagrams back to send
+   them together later (an endpoint in an event loop, between the
+   application's casts and the loop's next wait): a layer's idle work that
+   only packs datagrams may wait for vsx_stack_flush (vsx_idle_defer). */
+int vsx_stack_batching(const vsx_layer_ctx_t *ctx);
+/* vsx_idle_defer: call the layer's idle handler again at the owner's next
+   vsx_stack_flush (from inside the idle handler). */
+static inline void vsx_idle_defer(vsx_layer_ctx_t *ctx) { ctx->idle_deferred = 1; }
 
 /* vsx_flow_block says whether this layer can take more messages from the
    application.  The stack tells the application when the OR over all

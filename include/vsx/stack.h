@@ -60,6 +60,14 @@ uint64_t vsx_stack_next_alarm(const vsx_stack_t *stack); /* 0 = none */
 void     vsx_stack_alarms(vsx_stack_t *stack);
 
 int      vsx_stack_flow_blocked(const vsx_stack_t *stack);
+/* Batching: with vsx_stack_set_batching(stack, 1) the owner says it holds
+   datagrams back and sends them together (before its event loop waits),
+   so layers may pack messages across several of the application's calls
+   (bundle does); vsx_stack_flush runs their deferred work, and must be
+   called before the owner transmits.  Off by default: every drained
+   queue is a flush point. */
+void     vsx_stack_set_batching(vsx_stack_t *stack, int on);
+void     vsx_stack_flush(vsx_stack_t *stack);
 uint32_t vsx_stack_layer_cnt(const vsx_stack_t *stack);
 /* vsx_stack_dispatched: events handed to a handler or a sink so far
    (each hop of an event through a layer counts once). */
