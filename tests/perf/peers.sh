@@ -207,6 +207,10 @@ hosts_up() {
   onbr ip link add br0 type bridge || return 1
   # Flood multicast to every port: no IGMP snooping state to wait for.
   onbr ip link set br0 type bridge mcast_snooping 0 || return 1
+  # No iptables on bridged frames (as in tests/integration/netns.sh, so
+  # vsx and the peers pay the same per-frame cost).
+  onbr sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 \
+    net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
   onbr ip link set br0 up || return 1
   for ((i = 1; i <= members; i++)); do
     ns=${prefix}h$i
