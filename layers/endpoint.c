@@ -74,6 +74,7 @@ struct vsx_endpoint {
   uint64_t primary_eids[VSX_MEMBERS_MAX];
   uint32_t primary_cnt;
   uint64_t linger_ns;
+  uint64_t spin_ns;           /* busy-poll window after traffic (0: none) */
   vsx_trace_t *trace;
   uint8_t *xfer_buf;       /* contiguous copy of a state piece          */
   size_t xfer_cap;
@@ -477,6 +478,7 @@ static int configure(vsx_endpoint_t *ep, const vsx_endpoint_opts_t *opts, uint32
   ep->chunk_sz = ep->payload_max - HDR_ABOVE_MAX;
   ep->has_frag = strstr(ep->spec, "frag") != NULL;
   ep->linger_ns = (opts->linger_ms ? opts->linger_ms : 500) * 1000000ull;
+  ep->spin_ns = opts->spin_us < 0 ? 0 : (opts->spin_us ? (uint64_t)opts->spin_us : 20u) * 1000u;
   ep->primary_cnt = opts->primary_cnt;
   if (opts->primary_cnt) memcpy(ep->primary_eids, opts->opt_primary, opts->primary_cnt * sizeof(uint64_t));
   /* A layer takes the first value of a key: opt_params come first, so a
@@ -530,6 +532,7 @@ void vsx_endpoint_opts_init(vsx_endpoint_opts_t *o) {
   o->buf_cnt = 4096;
   o->ev_cnt = 4096;
   o->linger_ms = 500;
+  o->spin_us = 20;
   o->fail_timeout_ms = 500;
   o->heartbeat_ms = 100;
   o->merge_ms = 500;
@@ -878,7 +881,16 @@ static void rearm(vsx_endpoint_t *ep) {
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   (void)loop; (void)revents;
-  vsx_endpoint_poll(w->data);
+  vsx_endpoint_t *ep = w->data;
+  if (vsx_endpoint_poll(ep) <= 0 || !ep->spin_ns) return;
+  /* Traffic is flowing: more is likely within microseconds, and taking
+     it now costs less than sleeping and being woken for it. */
+  uint64_t last = vsx_now_ns(), start = last, now = last;
+  while (now - last < ep->spin_ns && now - start < 1000000u && !ep->exited) {
+    transmit(ep);
+    if (vsx_endpoint_poll(ep) > 0) last = vsx_now_ns();
+    now = vsx_now_ns();
+  }
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents) {
