@@ -887,8 +887,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
      it now costs less than sleeping and being woken for it. */
   uint64_t last = vsx_now_ns(), start = last, now = last;
   while (now - last < ep->spin_ns && now - start < 1000000u && !ep->exited) {
-    transmit(ep);
-    if (vsx_endpoint_poll(ep) > 0) last = vsx_now_ns();
+    if (vsx_endpoint_poll(ep) > 0) last = vsx_now_ns(); /* (poll transmits before it returns) */
     now = vsx_now_ns();
   }
 }

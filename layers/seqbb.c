@@ -491,6 +491,25 @@ static void update_stable(vsx_layer_ctx_t *ctx) {
   VSX_ASSERT(s->stable_pos <= s->ready_pos);
 }
 
+/* pass_next passes origin r's next held cast up, moved out of the ring
+   (delivered, not kept); 0 when no event record is free (retried). */
+static int pass_next(vsx_layer_ctx_t *ctx, uint32_t r) {
+  seqbb_t *s = ctx->state;
+  origin_t *o = &s->o[r];
+  vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
+  if (!ev) { ctx->stats[ST_NO_EVENT]++; due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS); return 0; }
+  uint32_t i = o->dlv & s->mask;
+  ev->iovl = o->slot[i];
+  vsx_iovl_init(&o->slot[i]);
+  ev->peer = (int32_t)r;
+  if (r == ctx->rank) ev->flags |= VSX_EVF_LOCAL;
+  ctx->stats[ST_DELIVERED]++;
+  if (o->safe[i]) ctx->stats[ST_SAFE_DELIVERED]++;
+  o->dlv++;
+  vsx_pass_up(ctx, ev);
+  return 1;
+}
+
 /* deliver passes up, in position order, every ready cast: a total one at
    once, a safe one once its position is stable.  Returns 1 if any went. */
 static int deliver(vsx_layer_ctx_t *ctx) {
@@ -502,17 +521,8 @@ static int deliver(vsx_layer_ctx_t *ctx) {
     uint32_t i = o->dlv & s->mask;
     VSX_DASSERT(o->dlv != o->ready);
     if (o->safe[i] && s->dlv_pos >= s->stable_pos) break; /* not every member holds it yet */
-    vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
-    if (!ev) { ctx->stats[ST_NO_EVENT]++; due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS); break; }
-    ev->iovl = o->slot[i]; /* moved out of the ring: delivered, not kept */
-    vsx_iovl_init(&o->slot[i]);
-    ev->peer = (int32_t)r;
-    if (r == ctx->rank) ev->flags |= VSX_EVF_LOCAL;
-    ctx->stats[ST_DELIVERED]++;
-    if (o->safe[i]) ctx->stats[ST_SAFE_DELIVERED]++;
-    o->dlv++;
+    if (!pass_next(ctx, r)) break;
     s->dlv_pos++;
-    vsx_pass_up(ctx, ev);
   }
   return s->dlv_pos != from;
 }
@@ -564,26 +574,6 @@ static int send_close(vsx_layer_ctx_t *ctx) {
   return 1;
 }
 
-/* pass_final passes origin r's next held cast up (at the end of the
-   view); 0 when no event record is free. */
-static int pass_final(vsx_layer_ctx_t *ctx, uint32_t r) {
-  seqbb_t *s = ctx->state;
-  origin_t *o = &s->o[r];
-  vsx_event_t *ev = vsx_ev_alloc(ctx, VSX_EV_CAST);
-  if (!ev) { ctx->stats[ST_NO_EVENT]++; due(ctx, &s->retry_at, vsx_now(ctx) + RETRY_NS); return 0; }
-  uint32_t i = o->dlv & s->mask;
-  ev->iovl = o->slot[i];
-  vsx_iovl_init(&o->slot[i]);
-  ev->peer = (int32_t)r;
-  if (r == ctx->rank) ev->flags |= VSX_EVF_LOCAL;
-  ctx->stats[ST_DELIVERED]++;
-  ctx->stats[ST_FLUSH_DELIVERED]++;
-  if (o->safe[i]) ctx->stats[ST_SAFE_DELIVERED]++;
-  o->dlv++;
-  vsx_pass_up(ctx, ev);
-  return 1;
-}
-
 /* final_delivery runs when the flush has given every survivor the same
    casts (the SYNC bounced up from mnak): the same inputs everywhere, so
    the same output everywhere.
@@ -604,12 +594,14 @@ static int final_delivery(vsx_layer_ctx_t *ctx) {
     uint32_t r = s->ord[s->dlv_pos & s->ord_mask];
     origin_t *o = &s->o[r];
     if (o->dlv == o->recv) continue; /* no survivor had it: the tail of a failed origin */
-    if (!pass_final(ctx, r)) return 0;
+    if (!pass_next(ctx, r)) return 0;
+    ctx->stats[ST_FLUSH_DELIVERED]++;
   }
   if (s->seq_closed)
     for (uint32_t r = 0; r < ctx->member_cnt; r++)
       while (s->o[r].dlv != s->o[r].recv) {
-        if (!pass_final(ctx, r)) return 0;
+        if (!pass_next(ctx, r)) return 0;
+        ctx->stats[ST_FLUSH_DELIVERED]++;
         ctx->stats[ST_LEFTOVERS]++;
       }
   for (uint32_t r = 0; r < ctx->member_cnt; r++) ctx->stats[ST_DISCARDED] += s->o[r].recv - s->o[r].dlv;

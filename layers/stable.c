@@ -177,8 +177,6 @@ static void stable_dn(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   vsx_pass_dn(ctx, ev);
 }
 
-/* TIMER: gossip my row if it changed, something is unstable, or someone
-   asked. */
 /* DN FAIL: failed members' rows stop counting; recompute.  Others pass. */
 static void stable_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   stable_t *s = ctx->state;
@@ -189,12 +187,20 @@ static void stable_dnnm(vsx_layer_ctx_t *ctx, vsx_event_t *ev) {
   vsx_pass_dn(ctx, ev);
 }
 
+/* sees_unstable: something some member has is not stable yet, or I
+   have more than the others know of. */
+static int sees_unstable(const vsx_layer_ctx_t *ctx) {
+  const stable_t *s = ctx->state;
+  for (uint32_t o = 0; o < ctx->member_cnt; o++)
+    if (s->lo[o] != s->hi[o] || s->row[ctx->rank][o] != s->hi[o]) return 1;
+  return 0;
+}
+
 /* gossip_now: my row (saying whether I still see something unstable),
    then what the merge may have made stable. */
 static void gossip_now(vsx_layer_ctx_t *ctx) {
   stable_t *s = ctx->state;
-  int unstable = 0;
-  for (uint32_t o = 0; o < ctx->member_cnt && !unstable; o++) unstable = s->lo[o] != s->hi[o] || s->row[ctx->rank][o] != s->hi[o];
+  int unstable = sees_unstable(ctx);
   s->changed = 0;
   s->asked = 0;
   if (ctx->member_cnt > 1) send_gossip(ctx, unstable);
@@ -207,6 +213,8 @@ static void stable_idle(vsx_layer_ctx_t *ctx) {
   if (s->eager_due) gossip_now(ctx);
 }
 
+/* TIMER: an early gossip that waited for eager_us; else the sweep:
+   gossip my row if it changed, something is unstable, or someone asked. */
 static void stable_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
   stable_t *s = ctx->state;
   if (s->eager_due && now >= s->last_gossip_ns + s->eager_ns) { /* early: not the sweep */
@@ -214,14 +222,7 @@ static void stable_timer(vsx_layer_ctx_t *ctx, uint64_t now) {
     vsx_timer_soon(ctx, s->last_gossip_ns + s->sweep_ns);
     return;
   }
-  int unstable = 0;
-  for (uint32_t o = 0; o < ctx->member_cnt && !unstable; o++) unstable = s->lo[o] != s->hi[o] || s->row[ctx->rank][o] != s->hi[o];
-  if (s->changed || unstable || s->asked) {
-    s->changed = 0;
-    s->asked = 0;
-    if (ctx->member_cnt > 1) send_gossip(ctx, unstable);
-    emit(ctx);
-  }
+  if (s->changed || s->asked || sees_unstable(ctx)) gossip_now(ctx);
   vsx_timer_set(ctx, now + s->sweep_ns);
 }
 
